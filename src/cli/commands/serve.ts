@@ -1,0 +1,110 @@
+// yubin serve: runs the server until SIGTERM/SIGINT, then stops accepting, finishes what is in
+// flight and exits 0.
+
+import { LISTENER_NAMES, startServer, type ListenerName, parseHostPort } from '../../server.js';
+import { generatePassword, hashPassword } from '../../auth/password.js';
+import { CliError, UsageError, loadContext, parse } from '../context.js';
+
+export const SERVE_HELP = `yubin serve [--hostname NAME] [--smtp HOST:PORT] [--submission HOST:PORT] [--submissions HOST:PORT]
+            [--imap HOST:PORT] [--imaps HOST:PORT] [--pop3 HOST:PORT] [--pop3s HOST:PORT] [--http HOST:PORT]
+            [--dns HOST:PORT] [--init-demo]
+  A listener flag replaces the config file's listeners: with any of them, only those named run.
+  Port 0 picks a free port. --init-demo creates example.test and demo@example.test on an empty store.`;
+
+const DEMO_DOMAIN = 'example.test';
+const DEMO_USER = `demo@${DEMO_DOMAIN}`;
+
+export async function serveCommand(args: string[]): Promise<void> {
+  const listenerOptions = Object.fromEntries(LISTENER_NAMES.map((name) => [name, { type: 'string' as const }])) as Record<ListenerName, { type: 'string' }>;
+  const { values, positionals } = parse(args, {
+    ...listenerOptions,
+    hostname: { type: 'string' },
+    dns: { type: 'string' },
+    'init-demo': { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return;
+  }
+  if (positionals.length > 0) throw new UsageError(SERVE_HELP);
+  const loaded = loadContext(values);
+  const { config } = loaded;
+  if (values.hostname) config.hostname = values.hostname;
+  const given = LISTENER_NAMES.filter((name) => values[name] !== undefined);
+  if (given.length > 0) {
+    for (const name of LISTENER_NAMES) config.listeners[name] = values[name] ?? '';
+  }
+  for (const name of given) {
+    try {
+      parseHostPort(config.listeners[name]);
+    } catch (err) {
+      throw new UsageError(`--${name}: ${(err as Error).message}`);
+    }
+  }
+  if (values.dns !== undefined) {
+    // Used by outbound delivery (MX lookups); validated now so that a typo fails at start.
+    try {
+      parseHostPort(values.dns);
+    } catch (err) {
+      throw new UsageError(`--dns: ${(err as Error).message}`);
+    }
+  }
+
+  let server;
+  try {
+    server = await startServer(config, loaded.dataDir);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen: address in use (${e.message.replace(/^listen EADDRINUSE: address already in use /, '')})`);
+    if (e.code === 'EACCES') throw new CliError(`cannot listen: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
+    throw new CliError((err as Error).message);
+  }
+
+  let demo: { password: string } | null = null;
+  if (values['init-demo'] && (await server.store.listDomains()).length === 0) {
+    await server.store.addDomain(DEMO_DOMAIN);
+    const password = generatePassword();
+    await server.store.addAccount(DEMO_USER, await hashPassword(password));
+    demo = { password };
+  }
+
+  for (const l of server.listening) console.log(`${l.name} listening on ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
+  if (values['init-demo']) printQuickStart(server.listening, demo, loaded.dataDir);
+  console.log('ready');
+
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) return;
+    console.log(`${signal}: stopping (finishing deliveries in progress)`);
+    server.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`yubin: error while stopping: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function printQuickStart(listening: Array<{ name: string; host: string; port: number }>, demo: { password: string } | null, dataDir: string): void {
+  const smtp = listening.find((l) => l.name === 'smtp');
+  const lines: string[] = [''];
+  if (demo) {
+    lines.push(`First run: created the domain ${DEMO_DOMAIN} and the user ${DEMO_USER}`);
+    lines.push(`  password: ${demo.password}    (shown once; change it with: npx yubin user passwd ${DEMO_USER})`);
+  } else {
+    lines.push(`Data directory: ${dataDir}`);
+  }
+  if (smtp) {
+    lines.push('', 'Send a message to the demo user:');
+    lines.push(
+      `  python3 -c "import smtplib; s = smtplib.SMTP('${smtp.host}', ${smtp.port}); s.sendmail('you@example.org', ['${DEMO_USER}'], 'Subject: hello\\r\\n\\r\\nHello from Python\\r\\n'); s.quit()"`,
+    );
+    lines.push(`  swaks --server ${smtp.host}:${smtp.port} --to ${DEMO_USER}`);
+    lines.push('Then see it counted:', '  npx yubin user list');
+  }
+  lines.push('');
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,142 @@
+// The one place where every Yubin setting is defined, with its default and its meaning.
+// The README's configuration reference is generated from this file (npm run docs:config)
+// and a test fails when the two disagree. Nothing here reads files or the environment.
+
+import { z } from 'zod';
+import { parseSize, SizeError } from './size.js';
+import { parseDuration, DurationError } from './duration.js';
+
+/** A size in bytes, written as bytes or with K/M/G (binary multiples). */
+const size = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    try {
+      return parseSize(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof SizeError ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** A duration in seconds, written as seconds or with s/m/h/d. */
+const duration = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    try {
+      return parseDuration(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** A size or "none" (no limit), which becomes null. */
+const sizeOrNone = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    if (typeof value === 'string' && /^(none|unlimited)$/i.test(value.trim())) return null;
+    try {
+      return parseSize(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof SizeError ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** "HOST:PORT" ("[::1]:25" for IPv6), or "" for "not listening". */
+const listenAddress = () =>
+  z
+    .string()
+    .refine((value) => value === '' || /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(value), {
+      message: 'expected HOST:PORT, e.g. 0.0.0.0:25 or [::]:25, or "" to disable',
+    });
+
+export const OVER_QUOTA_POLICIES = ['defer', 'reject'] as const;
+export const LOCALES = ['en', 'ja'] as const;
+
+/**
+ * Policy settings: set globally here, overridden per domain (`yubin domain set`) and per user
+ * (`yubin user set`). A user's setting beats the domain's, which beats this file.
+ */
+export const policySchema = z.object({
+  quota: sizeOrNone()
+    .prefault('1G')
+    .describe('Mailbox capacity per user in bytes (K/M/G accepted), over all mailboxes, attachments and Trash included; "none" for no limit.'),
+  quota_messages: z
+    .union([z.number().int().nonnegative(), z.string()])
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      if (/^(none|unlimited)$/i.test(value.trim())) return null;
+      if (/^\d+$/.test(value.trim())) return Number(value.trim());
+      ctx.addIssue({ code: 'custom', message: `expected a message count or "none", got "${value}"` });
+      return z.NEVER;
+    })
+    .prefault('none')
+    .describe('Maximum number of messages per user, over all mailboxes; "none" for no limit.'),
+  over_quota: z
+    .enum(OVER_QUOTA_POLICIES)
+    .default('defer')
+    .describe(
+      'What the MX answers when a message does not fit: "defer" replies 452 4.2.2 so the sending server retries later; "reject" replies 552 5.2.2 and the sender gets a bounce at once.',
+    ),
+  locale: z
+    .enum(LOCALES)
+    .default('en')
+    .describe('Language of the texts Yubin writes to people (reply texts, notices): "en" or "ja".'),
+});
+export type Policy = z.output<typeof policySchema>;
+export type PolicyKey = keyof Policy;
+export const POLICY_KEYS = Object.keys(policySchema.shape) as PolicyKey[];
+
+export const configSchema = z.object({
+  hostname: z
+    .string()
+    .default('')
+    .describe('The name this server gives itself in greetings and Received headers; empty means the machine\'s host name.'),
+  listeners: z
+    .object({
+      smtp: listenAddress().default('127.0.0.1:2525').describe('MX listener (SMTP, RFC 5321): receives mail for local domains, no AUTH. Production: 0.0.0.0:25.'),
+      submission: listenAddress().default('').describe('Submission with STARTTLS (RFC 6409). Production: 0.0.0.0:587. Not available in this version.'),
+      submissions: listenAddress().default('').describe('Submission over implicit TLS (RFC 8314). Production: 0.0.0.0:465. Not available in this version.'),
+      imap: listenAddress().default('').describe('IMAP with STARTTLS. Production: 0.0.0.0:143. Not available in this version.'),
+      imaps: listenAddress().default('').describe('IMAP over implicit TLS. Production: 0.0.0.0:993. Not available in this version.'),
+      pop3: listenAddress().default('').describe('POP3 with STLS. Production: 0.0.0.0:110. Not available in this version.'),
+      pop3s: listenAddress().default('').describe('POP3 over implicit TLS. Production: 0.0.0.0:995. Not available in this version.'),
+      http: listenAddress().default('').describe('HTTP (admin, portal, file transfer). Production: 0.0.0.0:8080. Not available in this version.'),
+    })
+    .prefault({}),
+  tls: z
+    .object({
+      cert: z.string().default('').describe('PEM certificate chain for STARTTLS and implicit TLS; empty: a self-signed one is generated into DATA/tls/ on first run.'),
+      key: z.string().default('').describe('PEM private key matching tls.cert.'),
+    })
+    .prefault({}),
+  smtp: z
+    .object({
+      max_message_size: size().prefault('25M').describe('Largest message accepted, announced as SIZE in EHLO (RFC 1870); larger ones get 552 5.3.4 at MAIL FROM or at end of data.'),
+      max_recipients: z.number().int().positive().default(100).describe('Recipients per message; further RCPT commands get 452 4.5.3 (RFC 5321 §4.5.3.1.8 requires at least 100).'),
+      max_line_length: z.number().int().min(512).default(4096).describe('Longest command line in bytes (RFC 5321 §4.5.3.1.4 requires at least 512); longer ones close the connection with 500.'),
+      max_connections: z.number().int().positive().default(1000).describe('Simultaneous SMTP connections in total; further ones get 421 4.7.0.'),
+      max_connections_per_ip: z.number().int().positive().default(20).describe('Simultaneous SMTP connections from one IP address; further ones get 421 4.7.0.'),
+      idle_timeout: duration().prefault('5m').describe('A connection silent this long is closed with 421 (RFC 5321 §4.5.3.2.7 suggests 5 minutes).'),
+      data_timeout: duration().prefault('10m').describe('Longest time a client may take to send one message after DATA; then 421 4.4.2 and nothing is stored.'),
+      max_header_size: size().prefault('1M').describe('Largest header section of a message (and of each MIME part); more is refused at end of data with 552 5.3.4.'),
+      max_mime_depth: z.number().int().positive().default(100).describe('Deepest MIME nesting accepted; deeper messages are refused with 554 5.6.0.'),
+      max_mime_parts: z.number().int().positive().default(10000).describe('Most MIME parts in one message; more are refused with 554 5.6.0.'),
+      reverse_dns: z.boolean().default(false).describe('Look up the client\'s host name (PTR) for the Received header; off by default so that a slow resolver never delays greetings.'),
+    })
+    .prefault({}),
+  policy: policySchema.prefault({}),
+  storage: z
+    .object({
+      backend: z.enum(['sqlite']).default('sqlite').describe('Storage backend: "sqlite" (embedded: SQLite in WAL mode plus files, no setup).'),
+      path: z.string().default('').describe('Directory of the database and message files; empty means the data directory.'),
+      fsync: z.boolean().default(true).describe('Flush message files and commits to disk before replying 250. Turn off only for throwaway test servers.'),
+      max_batch: z.number().int().positive().default(256).describe('Most deliveries committed together in one group commit.'),
+    })
+    .prefault({}),
+  log: z
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe structured log level written (JSON lines on standard error).'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,32 @@
+// Sizes as people write them: "1048576", "25M", "1.5g", "512KiB" is not accepted but "512KB" is.
+// Binary multiples (K = 1024), case-insensitive, optional trailing "B".
+
+const MULTIPLIERS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+export class SizeError extends Error {}
+
+/** Parses a size; throws SizeError with a readable message on anything else. */
+export function parseSize(input: string | number): number {
+  if (typeof input === 'number') {
+    if (!Number.isSafeInteger(input) || input < 0) throw new SizeError(`invalid size: ${input}`);
+    return input;
+  }
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$/i.exec(input);
+  if (!match) throw new SizeError(`invalid size "${input}" (use bytes or a number with K, M or G, e.g. 25M)`);
+  const value = Number(match[1]) * (MULTIPLIERS[match[2]!.toUpperCase()] ?? 1);
+  if (!Number.isFinite(value) || value > Number.MAX_SAFE_INTEGER) throw new SizeError(`size too large: "${input}"`);
+  return Math.floor(value);
+}
+
+/** Renders bytes for people: 26214400 → "25 MiB". */
+export function formatSize(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  if (unit === 0) return `${bytes} bytes`;
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}

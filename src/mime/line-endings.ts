@@ -1,0 +1,43 @@
+// RFC 5322 §2.3 / RFC 5321 §2.3.8: lines end in CRLF; a bare CR or LF is not a line end.
+// Messages are stored with CRLF only, so that what IMAP and POP3 count and send is exact.
+
+/** Rewrites every bare LF and bare CR as CRLF; returns the same buffer when it is already clean. */
+export function normalizeLineEndings(input: Buffer): Buffer {
+  let clean = true;
+  for (let i = 0; i < input.length; i++) {
+    const byte = input[i];
+    if (byte === 0x0d) {
+      if (input[i + 1] !== 0x0a) {
+        clean = false;
+        break;
+      }
+      i++;
+    } else if (byte === 0x0a) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return input;
+  const out = Buffer.allocUnsafe(input.length * 2);
+  let o = 0;
+  for (let i = 0; i < input.length; i++) {
+    const byte = input[i]!;
+    if (byte === 0x0d) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      if (input[i + 1] === 0x0a) i++;
+    } else if (byte === 0x0a) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+    } else {
+      out[o++] = byte;
+    }
+  }
+  return out.subarray(0, o);
+}
+
+/** Ensures the message ends with CRLF (a message without a final line end is completed). */
+export function ensureFinalCrlf(input: Buffer): Buffer {
+  if (input.length === 0 || (input.length >= 2 && input[input.length - 2] === 0x0d && input[input.length - 1] === 0x0a)) return input;
+  return Buffer.concat([input, Buffer.from('\r\n')]);
+}

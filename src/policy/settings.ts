@@ -1,0 +1,49 @@
+// Per-domain and per-user policy: a user's setting beats the domain's, which beats the config
+// file. Values are stored as the admin typed them and validated against the config schema.
+
+import { POLICY_KEYS, policySchema, type Config, type Policy, type PolicyKey } from '../config/schema.js';
+import type { Account, Domain, RawSettings } from '../store/types.js';
+
+export class SettingError extends Error {}
+
+export function isPolicyKey(key: string): key is PolicyKey {
+  return (POLICY_KEYS as string[]).includes(key);
+}
+
+/** Validates one setting as typed by an admin ("25M", "reject", "ja"); returns the parsed value. */
+export function parsePolicyValue(key: string, value: string): Policy[PolicyKey] {
+  if (!isPolicyKey(key)) throw new SettingError(`unknown setting "${key}" (known: ${POLICY_KEYS.join(', ')})`);
+  const field = policySchema.shape[key];
+  const result = field.safeParse(value);
+  if (!result.success) throw new SettingError(`invalid value for ${key}: ${result.error.issues[0]?.message ?? value}`);
+  return result.data as Policy[PolicyKey];
+}
+
+function overlay(base: Policy, raw: RawSettings): Policy {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(raw)) {
+    if (value === undefined || !isPolicyKey(key)) continue;
+    try {
+      merged[key] = parsePolicyValue(key, value);
+    } catch {
+      // a value stored by an older version that no longer validates: the outer level applies
+    }
+  }
+  return merged as Policy;
+}
+
+export function effectivePolicy(config: Config, domain: Pick<Domain, 'settings'> | null, account: Pick<Account, 'settings'> | null): Policy {
+  let policy = config.policy;
+  if (domain) policy = overlay(policy, domain.settings);
+  if (account) policy = overlay(policy, account.settings);
+  return policy;
+}
+
+/** Where the effective value of each key comes from, for `yubin user get`. */
+export function policySources(domain: Pick<Domain, 'settings'> | null, account: Pick<Account, 'settings'> | null): Record<PolicyKey, 'user' | 'domain' | 'config'> {
+  const sources = {} as Record<PolicyKey, 'user' | 'domain' | 'config'>;
+  for (const key of POLICY_KEYS) {
+    sources[key] = account?.settings[key] !== undefined ? 'user' : domain?.settings[key] !== undefined ? 'domain' : 'config';
+  }
+  return sources;
+}

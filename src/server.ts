@@ -1,0 +1,87 @@
+// The composition root: builds the store and the services from the configuration, starts the
+// listeners, and stops them in order. No protocol logic lives here.
+
+import path from 'node:path';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/types.js';
+import { loadTlsMaterial } from './tls/certificates.js';
+import { InboundSmtpServer } from './smtp/inbound.js';
+
+export const LISTENER_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
+export type ListenerName = (typeof LISTENER_NAMES)[number];
+/** Listeners this version implements; the others are refused with a clear message. */
+export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp']);
+
+export interface ListeningOn {
+  name: ListenerName;
+  host: string;
+  port: number;
+}
+
+export interface RunningServer {
+  store: Store;
+  listening: ListeningOn[];
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  if (!match) throw new Error(`expected HOST:PORT, got "${value}"`);
+  const port = Number(match[3]);
+  if (port > 65535) throw new Error(`port out of range in "${value}"`);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+export async function startServer(config: Config, dataDir: string): Promise<RunningServer> {
+  const log = createLogger(config.log.level);
+  const wanted = LISTENER_NAMES.filter((name) => config.listeners[name] !== '');
+  for (const name of wanted) {
+    if (!AVAILABLE_LISTENERS.has(name)) throw new Error(`the ${name} listener is not available in this version of Yubin`);
+  }
+  const store = SqliteStore.open({
+    directory: config.storage.path ? path.resolve(config.storage.path) : dataDir,
+    fsync: config.storage.fsync,
+    writer: 'batching',
+    maxBatch: config.storage.max_batch,
+  });
+  store.blobs.sweepTemporaryFiles();
+  const tls = await loadTlsMaterial({ certFile: config.tls.cert, keyFile: config.tls.key, dataDir, hostname: config.hostname });
+
+  const listening: ListeningOn[] = [];
+  const stoppers: Array<() => Promise<void>> = [];
+  try {
+    for (const name of wanted) {
+      const { host, port } = parseHostPort(config.listeners[name]);
+      if (name === 'smtp') {
+        const smtp = new InboundSmtpServer({ config: () => config, store, tls, log });
+        const address = await smtp.listen(host, port);
+        stoppers.push(() => smtp.close());
+        listening.push({ name, host: address.address, port: address.port });
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled(stoppers.map((stop) => stop()));
+    await store.close();
+    throw err;
+  }
+  log.info({ event: 'started', listening, dataDir, selfSignedTls: tls.selfSigned }, 'yubin started');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    store,
+    listening,
+    log,
+    stop() {
+      stopping ??= (async () => {
+        await Promise.allSettled(stoppers.map((stop) => stop()));
+        await store.close();
+        log.info({ event: 'stopped' }, 'yubin stopped');
+        log.flush();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,270 @@
+// The embedded Store: SQLite (WAL) for everything but message bytes, content-addressed files for
+// those. Reads run on the calling thread (they are short and never wait for a disk flush); writes
+// go through a Writer (writer.ts), which in the server is a group-committing worker thread.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import type { PolicyKey } from '../../config/schema.js';
+import { FileBlobStore } from '../blobs/file-blob-store.js';
+import {
+  StoreError,
+  type Account,
+  type AccountSummary,
+  type Alias,
+  type DeliveryRequest,
+  type DeliveryResult,
+  type Domain,
+  type Mailbox,
+  type RawSettings,
+  type RecipientResolution,
+  type SpecialUse,
+  type Store,
+  type StoredMessage,
+  type Usage,
+} from '../types.js';
+import { openDatabase } from './open.js';
+import { BatchingWriter, DirectWriter, type Writer } from './writer.js';
+
+export interface SqliteStoreOptions {
+  /** Directory holding yubin.db and blobs/. */
+  directory: string;
+  fsync: boolean;
+  /** 'batching' (server: worker thread, group commit) or 'direct' (CLI). */
+  writer: 'batching' | 'direct';
+  maxBatch?: number;
+}
+
+interface DomainRow {
+  id: number;
+  name: string;
+  created_at: number;
+  settings: string;
+}
+interface AccountRow {
+  id: number;
+  address: string;
+  domain_id: number;
+  password_hash: string;
+  created_at: number;
+  settings: string;
+  used_bytes: number;
+  used_messages: number;
+}
+
+const toDomain = (row: DomainRow): Domain => ({
+  id: row.id,
+  name: row.name,
+  createdAt: new Date(row.created_at),
+  settings: JSON.parse(row.settings) as RawSettings,
+});
+const toAccount = (row: AccountRow): Account => ({
+  id: row.id,
+  address: row.address,
+  domainId: row.domain_id,
+  passwordHash: row.password_hash,
+  createdAt: new Date(row.created_at),
+  settings: JSON.parse(row.settings) as RawSettings,
+});
+
+export class SqliteStore implements Store {
+  readonly blobs: FileBlobStore;
+  private readonly db: Database.Database;
+  private readonly writer: Writer;
+
+  private constructor(db: Database.Database, blobs: FileBlobStore, writer: Writer) {
+    this.db = db;
+    this.blobs = blobs;
+    this.writer = writer;
+  }
+
+  static open(options: SqliteStoreOptions): SqliteStore {
+    fs.mkdirSync(options.directory, { recursive: true });
+    const dbFile = path.join(options.directory, 'yubin.db');
+    const blobRoot = path.join(options.directory, 'blobs');
+    const db = openDatabase(dbFile, { fsync: options.fsync });
+    const blobs = new FileBlobStore(blobRoot, options.fsync);
+    const blobPath = (blobId: string) => blobs.pathOf(blobId);
+    const writer =
+      options.writer === 'batching'
+        ? new BatchingWriter({ dbFile, blobRoot, blobPath, fsync: options.fsync, maxBatch: options.maxBatch ?? 256 })
+        : new DirectWriter(db, blobPath);
+    return new SqliteStore(db, blobs, writer);
+  }
+
+  // Domains
+
+  async addDomain(name: string, settings: RawSettings = {}): Promise<Domain> {
+    await this.writer.run('addDomain', { name, settings });
+    return (await this.getDomain(name))!;
+  }
+
+  async getDomain(name: string): Promise<Domain | null> {
+    const row = this.db.prepare('SELECT * FROM domains WHERE name = ?').get(name) as DomainRow | undefined;
+    return row ? toDomain(row) : null;
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    return (this.db.prepare('SELECT * FROM domains ORDER BY name').all() as DomainRow[]).map(toDomain);
+  }
+
+  async removeDomain(name: string): Promise<void> {
+    await this.writer.run('removeDomain', { name });
+  }
+
+  async setDomainSetting(name: string, key: PolicyKey, value: string | null): Promise<void> {
+    await this.writer.run('setDomainSetting', { name, key, value });
+  }
+
+  // Accounts
+
+  async addAccount(address: string, passwordHash: string, settings: RawSettings = {}): Promise<Account> {
+    await this.writer.run('addAccount', { address, passwordHash, settings });
+    return (await this.getAccount(address))!;
+  }
+
+  async getAccount(address: string): Promise<Account | null> {
+    const row = this.db.prepare('SELECT * FROM accounts WHERE address = ?').get(address) as AccountRow | undefined;
+    return row ? toAccount(row) : null;
+  }
+
+  async getAccountById(id: number): Promise<Account | null> {
+    const row = this.db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as AccountRow | undefined;
+    return row ? toAccount(row) : null;
+  }
+
+  async listAccounts(): Promise<AccountSummary[]> {
+    const rows = this.db.prepare('SELECT * FROM accounts ORDER BY address').all() as AccountRow[];
+    return rows.map((row) => ({ ...toAccount(row), usage: { bytes: row.used_bytes, messages: row.used_messages } }));
+  }
+
+  async removeAccount(address: string): Promise<void> {
+    await this.writer.run('removeAccount', { address });
+  }
+
+  async setPasswordHash(address: string, passwordHash: string): Promise<void> {
+    await this.writer.run('setPasswordHash', { address, passwordHash });
+  }
+
+  async setAccountSetting(address: string, key: PolicyKey, value: string | null): Promise<void> {
+    await this.writer.run('setAccountSetting', { address, key, value });
+  }
+
+  async getUsage(accountId: number): Promise<Usage> {
+    const row = this.db.prepare('SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?').get(accountId) as
+      | Usage
+      | undefined;
+    if (!row) throw new StoreError('not-found', `account ${accountId} does not exist`);
+    return row;
+  }
+
+  async recomputeUsage(accountId: number): Promise<Usage> {
+    return this.db
+      .prepare(
+        'SELECT coalesce(sum(m.size), 0) AS bytes, count(m.id) AS messages FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = ?',
+      )
+      .get(accountId) as Usage;
+  }
+
+  // Aliases
+
+  async addAlias(address: string, targets: string[]): Promise<void> {
+    await this.writer.run('addAlias', { address, targets });
+  }
+
+  async listAliases(): Promise<Alias[]> {
+    const rows = this.db.prepare('SELECT address, targets FROM aliases ORDER BY address').all() as Array<{ address: string; targets: string }>;
+    return rows.map((row) => ({ address: row.address, targets: JSON.parse(row.targets) as string[] }));
+  }
+
+  async removeAlias(address: string): Promise<void> {
+    await this.writer.run('removeAlias', { address });
+  }
+
+  async resolveRecipient(address: string): Promise<RecipientResolution> {
+    const at = address.lastIndexOf('@');
+    const domainName = address.slice(at + 1).toLowerCase();
+    const domainRow = this.db.prepare('SELECT * FROM domains WHERE name = ?').get(domainName) as DomainRow | undefined;
+    if (at < 1 || !domainRow) return { kind: 'not-local' };
+    const domain = toDomain(domainRow);
+    const normalized = address.slice(0, at).toLowerCase() + '@' + domainName;
+    const account = this.db.prepare('SELECT * FROM accounts WHERE address = ?').get(normalized) as AccountRow | undefined;
+    if (account) return { kind: 'account', account: toAccount(account), domain };
+    const alias = this.db.prepare('SELECT targets FROM aliases WHERE address = ?').get(normalized) as { targets: string } | undefined;
+    if (alias) return { kind: 'alias', targets: JSON.parse(alias.targets) as string[] };
+    return { kind: 'unknown-user', domain };
+  }
+
+  // Mail
+
+  async deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult> {
+    try {
+      return await this.writer.run('deliver', request);
+    } catch (err) {
+      // Garbage collection removed an identical, unreferenced file between put() and this
+      // commit: write the bytes again and retry once.
+      if (bytes && err instanceof StoreError && err.code === 'not-found' && err.message.startsWith('blob ')) {
+        await this.blobs.put(bytes);
+        return this.writer.run('deliver', request);
+      }
+      throw err;
+    }
+  }
+
+  async listMailboxes(accountId: number): Promise<Mailbox[]> {
+    const rows = this.db.prepare('SELECT * FROM mailboxes WHERE account_id = ? ORDER BY id').all(accountId) as Array<{
+      id: number;
+      account_id: number;
+      name: string;
+      special_use: string | null;
+      uid_validity: number;
+      uid_next: number;
+      highest_modseq: number;
+      subscribed: number;
+    }>;
+    return rows.map((row) => ({
+      id: row.id,
+      accountId: row.account_id,
+      name: row.name,
+      specialUse: row.special_use as SpecialUse | null,
+      uidValidity: row.uid_validity,
+      uidNext: row.uid_next,
+      highestModSeq: row.highest_modseq,
+      subscribed: row.subscribed === 1,
+    }));
+  }
+
+  async listMessages(mailboxId: number): Promise<StoredMessage[]> {
+    const rows = this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as Array<{
+      id: number;
+      mailbox_id: number;
+      uid: number;
+      modseq: number;
+      flags: string;
+      internal_date: number;
+      size: number;
+      blob_id: string;
+      header_prefix: Buffer;
+    }>;
+    return rows.map((row) => ({
+      id: row.id,
+      mailboxId: row.mailbox_id,
+      uid: row.uid,
+      modSeq: row.modseq,
+      flags: row.flags ? row.flags.split(' ') : [],
+      internalDate: new Date(row.internal_date),
+      size: row.size,
+      blobId: row.blob_id,
+      headerPrefix: row.header_prefix,
+    }));
+  }
+
+  async readMessage(message: StoredMessage): Promise<Buffer> {
+    return Buffer.concat([message.headerPrefix, await this.blobs.get(message.blobId)]);
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+    this.db.close();
+  }
+}

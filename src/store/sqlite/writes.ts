@@ -1,0 +1,212 @@
+// Every write of the embedded store, as plain functions of (db, args). They run inside a
+// transaction opened by a writer (direct for the CLI, batched in a worker thread for the server),
+// so each function is atomic and may throw StoreError to undo only its own work.
+
+import fs from 'node:fs';
+import type Database from 'better-sqlite3';
+import { DEFAULT_MAILBOXES, StoreError, type DeliveryRequest, type DeliveryResult, type RecipientOutcome, type RawSettings } from '../types.js';
+
+export interface WriteContext {
+  db: Database.Database;
+  /** Where blob files live, to check that a new blob row has its file (see deliver). */
+  blobPath: (blobId: string) => string;
+  /** Blob files whose rows collectGarbage removed; the writer unlinks them after the commit. */
+  orphanedBlobs: string[];
+}
+
+function nextCounter(db: Database.Database, name: string, floor: number): number {
+  const row = db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
+  const value = Math.max(floor, (row?.value ?? 0) + 1);
+  db.prepare('INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
+  return value;
+}
+
+function domainIdOf(db: Database.Database, name: string): number {
+  const row = db.prepare('SELECT id FROM domains WHERE name = ?').get(name) as { id: number } | undefined;
+  if (!row) throw new StoreError('not-found', `unknown domain ${name}`);
+  return row.id;
+}
+
+function mergeSetting(json: string, key: string, value: string | null): string {
+  const settings = JSON.parse(json) as RawSettings & Record<string, string>;
+  if (value === null) delete settings[key];
+  else settings[key] = value;
+  return JSON.stringify(settings);
+}
+
+/**
+ * Drops references to a blob. A blob left with no reference keeps its row (refcount 0) until
+ * collectGarbage, which only the server's single writer runs, removes row and file together.
+ */
+function releaseBlob(ctx: WriteContext, blobId: string, count: number): void {
+  ctx.db.prepare('UPDATE blobs SET refcount = max(0, refcount - ?) WHERE id = ?').run(count, blobId);
+}
+
+export const writes = {
+  addDomain(ctx: WriteContext, args: { name: string; settings: RawSettings }) {
+    const exists = ctx.db.prepare('SELECT 1 FROM domains WHERE name = ?').get(args.name);
+    if (exists) throw new StoreError('exists', `domain ${args.name} already exists`);
+    const info = ctx.db
+      .prepare('INSERT INTO domains(name, created_at, settings) VALUES (?, ?, ?)')
+      .run(args.name, Date.now(), JSON.stringify(args.settings));
+    return Number(info.lastInsertRowid);
+  },
+
+  removeDomain(ctx: WriteContext, args: { name: string }) {
+    const id = domainIdOf(ctx.db, args.name);
+    const accounts = ctx.db.prepare('SELECT count(*) AS n FROM accounts WHERE domain_id = ?').get(id) as { n: number };
+    const aliases = ctx.db.prepare('SELECT count(*) AS n FROM aliases WHERE domain_id = ?').get(id) as { n: number };
+    if (accounts.n > 0 || aliases.n > 0) {
+      throw new StoreError('in-use', `domain ${args.name} still has ${accounts.n} user(s) and ${aliases.n} alias(es); remove them first`);
+    }
+    ctx.db.prepare('DELETE FROM domains WHERE id = ?').run(id);
+    return null;
+  },
+
+  setDomainSetting(ctx: WriteContext, args: { name: string; key: string; value: string | null }) {
+    const row = ctx.db.prepare('SELECT settings FROM domains WHERE name = ?').get(args.name) as { settings: string } | undefined;
+    if (!row) throw new StoreError('not-found', `unknown domain ${args.name}`);
+    ctx.db.prepare('UPDATE domains SET settings = ? WHERE name = ?').run(mergeSetting(row.settings, args.key, args.value), args.name);
+    return null;
+  },
+
+  addAccount(ctx: WriteContext, args: { address: string; passwordHash: string; settings: RawSettings }) {
+    const domain = args.address.slice(args.address.lastIndexOf('@') + 1);
+    const domainId = domainIdOf(ctx.db, domain);
+    if (ctx.db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
+      throw new StoreError('exists', `user ${args.address} already exists`);
+    }
+    if (ctx.db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
+      throw new StoreError('exists', `${args.address} is already an alias`);
+    }
+    const now = Date.now();
+    const info = ctx.db
+      .prepare('INSERT INTO accounts(address, domain_id, password_hash, created_at, settings) VALUES (?, ?, ?, ?, ?)')
+      .run(args.address, domainId, args.passwordHash, now, JSON.stringify(args.settings));
+    const accountId = Number(info.lastInsertRowid);
+    const insertMailbox = ctx.db.prepare('INSERT INTO mailboxes(account_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
+    for (const mailbox of DEFAULT_MAILBOXES) {
+      // RFC 9051 §2.3.1.1: UIDVALIDITY must never repeat for a mailbox name; a counter seeded by the clock.
+      insertMailbox.run(accountId, mailbox.name, mailbox.specialUse, nextCounter(ctx.db, 'uid_validity', Math.floor(now / 1000)));
+    }
+    return accountId;
+  },
+
+  removeAccount(ctx: WriteContext, args: { address: string }) {
+    const account = ctx.db.prepare('SELECT id FROM accounts WHERE address = ?').get(args.address) as { id: number } | undefined;
+    if (!account) throw new StoreError('not-found', `unknown user ${args.address}`);
+    const blobs = ctx.db
+      .prepare(
+        'SELECT m.blob_id AS blobId, count(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = ? GROUP BY m.blob_id',
+      )
+      .all(account.id) as Array<{ blobId: string; n: number }>;
+    ctx.db.prepare('DELETE FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?)').run(account.id);
+    ctx.db.prepare('DELETE FROM mailboxes WHERE account_id = ?').run(account.id);
+    ctx.db.prepare('DELETE FROM accounts WHERE id = ?').run(account.id);
+    for (const blob of blobs) releaseBlob(ctx, blob.blobId, blob.n);
+    return null;
+  },
+
+  setPasswordHash(ctx: WriteContext, args: { address: string; passwordHash: string }) {
+    const info = ctx.db.prepare('UPDATE accounts SET password_hash = ? WHERE address = ?').run(args.passwordHash, args.address);
+    if (info.changes === 0) throw new StoreError('not-found', `unknown user ${args.address}`);
+    return null;
+  },
+
+  setAccountSetting(ctx: WriteContext, args: { address: string; key: string; value: string | null }) {
+    const row = ctx.db.prepare('SELECT settings FROM accounts WHERE address = ?').get(args.address) as { settings: string } | undefined;
+    if (!row) throw new StoreError('not-found', `unknown user ${args.address}`);
+    ctx.db.prepare('UPDATE accounts SET settings = ? WHERE address = ?').run(mergeSetting(row.settings, args.key, args.value), args.address);
+    return null;
+  },
+
+  addAlias(ctx: WriteContext, args: { address: string; targets: string[] }) {
+    const domain = args.address.slice(args.address.lastIndexOf('@') + 1);
+    const domainId = domainIdOf(ctx.db, domain);
+    if (ctx.db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
+      throw new StoreError('exists', `${args.address} is already a user`);
+    }
+    if (ctx.db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
+      throw new StoreError('exists', `alias ${args.address} already exists`);
+    }
+    ctx.db.prepare('INSERT INTO aliases(address, domain_id, targets) VALUES (?, ?, ?)').run(args.address, domainId, JSON.stringify(args.targets));
+    return null;
+  },
+
+  removeAlias(ctx: WriteContext, args: { address: string }) {
+    const info = ctx.db.prepare('DELETE FROM aliases WHERE address = ?').run(args.address);
+    if (info.changes === 0) throw new StoreError('not-found', `unknown alias ${args.address}`);
+    return null;
+  },
+
+  /** Removes unreferenced blob rows; their files are unlinked by the writer after the commit. */
+  collectGarbage(ctx: WriteContext, args: { limit: number }) {
+    const rows = ctx.db.prepare('SELECT id FROM blobs WHERE refcount <= 0 LIMIT ?').all(args.limit) as Array<{ id: string }>;
+    const remove = ctx.db.prepare('DELETE FROM blobs WHERE id = ? AND refcount <= 0');
+    for (const row of rows) {
+      remove.run(row.id);
+      ctx.orphanedBlobs.push(row.id);
+    }
+    return rows.length;
+  },
+
+  /**
+   * Stores one message for several recipients, all or nothing. Quotas are checked here, inside
+   * the transaction, so concurrent deliveries can never push usage past a limit together.
+   */
+  deliver(ctx: WriteContext, req: DeliveryRequest): DeliveryResult {
+    const { db } = ctx;
+    const pending = new Map<number, { bytes: number; messages: number }>();
+    const outcomes: RecipientOutcome[] = [];
+    let overQuota = false;
+    const usageOf = db.prepare('SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?');
+    for (const rcpt of req.recipients) {
+      const size = rcpt.headerPrefix.length + req.blobSize;
+      const usage = usageOf.get(rcpt.accountId) as { bytes: number; messages: number } | undefined;
+      if (!usage) throw new StoreError('not-found', `account ${rcpt.accountId} no longer exists`);
+      const already = pending.get(rcpt.accountId) ?? { bytes: 0, messages: 0 };
+      const after = { bytes: usage.bytes + already.bytes + size, messages: usage.messages + already.messages + 1 };
+      pending.set(rcpt.accountId, { bytes: already.bytes + size, messages: already.messages + 1 });
+      const limit = rcpt.quota;
+      if (limit && ((limit.bytes !== null && after.bytes > limit.bytes) || (limit.messages !== null && after.messages > limit.messages))) {
+        overQuota = true;
+        outcomes.push({ accountId: rcpt.accountId, status: 'over-quota', usage, limit, size });
+      } else {
+        outcomes.push({ accountId: rcpt.accountId, status: 'stored', mailboxId: 0, uid: 0, messageId: 0 });
+      }
+    }
+    if (overQuota) return { stored: false, outcomes };
+
+    const blob = db.prepare('SELECT refcount FROM blobs WHERE id = ?').get(req.blobId) as { refcount: number } | undefined;
+    if (blob) {
+      db.prepare('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(req.recipients.length, req.blobId);
+    } else {
+      // The only writer unlinks orphaned files between transactions, so a file seen here stays
+      // until this commit makes it referenced again.
+      if (!fs.existsSync(ctx.blobPath(req.blobId))) throw new StoreError('not-found', `blob ${req.blobId} is missing`);
+      db.prepare('INSERT INTO blobs(id, size, refcount) VALUES (?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length);
+    }
+    const mailboxOf = db.prepare('SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
+    const bumpMailbox = db.prepare('UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
+    const insert = db.prepare(
+      'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const addUsage = db.prepare('UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?');
+    req.recipients.forEach((rcpt, i) => {
+      const mailbox = mailboxOf.get(rcpt.accountId, rcpt.mailbox) as { id: number; uidNext: number; modseq: number } | undefined;
+      if (!mailbox) throw new StoreError('not-found', `account ${rcpt.accountId} has no ${rcpt.mailbox} mailbox`);
+      const size = rcpt.headerPrefix.length + req.blobSize;
+      const modseq = mailbox.modseq + 1;
+      const info = insert.run(mailbox.id, mailbox.uidNext, modseq, (rcpt.flags ?? []).join(' '), req.internalDate.getTime(), size, req.blobId, rcpt.headerPrefix);
+      bumpMailbox.run(mailbox.uidNext + 1, modseq, mailbox.id);
+      addUsage.run(size, rcpt.accountId);
+      outcomes[i] = { accountId: rcpt.accountId, status: 'stored', mailboxId: mailbox.id, uid: mailbox.uidNext, messageId: Number(info.lastInsertRowid) };
+    });
+    return { stored: true, outcomes };
+  },
+} as const;
+
+export type WriteOps = typeof writes;
+export type WriteOpName = keyof WriteOps;
+export type WriteArgs<K extends WriteOpName> = Parameters<WriteOps[K]>[1];
+export type WriteResult<K extends WriteOpName> = ReturnType<WriteOps[K]>;

@@ -1,0 +1,178 @@
+// The Store contract: everything Yubin keeps, in mail terms. Protocol code (SMTP, later IMAP and
+// POP3) talks only to this interface; it never sees SQL. Every method is async so that a
+// networked backend (PostgreSQL) is a second implementation, not a rewrite.
+
+import type { PolicyKey } from '../config/schema.js';
+
+export type SpecialUse = '\\Inbox' | '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive';
+
+/** The mailboxes every account is created with (RFC 6154 special-use roles). */
+export const DEFAULT_MAILBOXES: ReadonlyArray<{ name: string; specialUse: SpecialUse }> = [
+  { name: 'INBOX', specialUse: '\\Inbox' },
+  { name: 'Sent', specialUse: '\\Sent' },
+  { name: 'Drafts', specialUse: '\\Drafts' },
+  { name: 'Trash', specialUse: '\\Trash' },
+  { name: 'Junk', specialUse: '\\Junk' },
+  { name: 'Archive', specialUse: '\\Archive' },
+];
+
+/** Raw per-domain / per-user settings as stored: strings exactly as the admin gave them. */
+export type RawSettings = Partial<Record<PolicyKey, string>>;
+
+export interface Domain {
+  id: number;
+  name: string;
+  createdAt: Date;
+  settings: RawSettings;
+}
+
+export interface Account {
+  id: number;
+  address: string;
+  domainId: number;
+  passwordHash: string;
+  createdAt: Date;
+  settings: RawSettings;
+}
+
+export interface Usage {
+  bytes: number;
+  messages: number;
+}
+
+export interface AccountSummary extends Account {
+  usage: Usage;
+}
+
+export interface Alias {
+  address: string;
+  targets: string[];
+}
+
+export interface Mailbox {
+  id: number;
+  accountId: number;
+  name: string;
+  specialUse: SpecialUse | null;
+  uidValidity: number;
+  uidNext: number;
+  highestModSeq: number;
+  subscribed: boolean;
+}
+
+export interface StoredMessage {
+  id: number;
+  mailboxId: number;
+  uid: number;
+  modSeq: number;
+  flags: string[];
+  internalDate: Date;
+  /** Octets of the whole message: the per-recipient header prefix plus the shared body blob. */
+  size: number;
+  blobId: string;
+  /** Per-recipient header lines (Return-Path, Delivered-To), stored with the message row. */
+  headerPrefix: Buffer;
+}
+
+/** What a recipient address means here. */
+export type RecipientResolution =
+  | { kind: 'account'; account: Account; domain: Domain }
+  | { kind: 'alias'; targets: string[] }
+  | { kind: 'unknown-user'; domain: Domain }
+  | { kind: 'not-local' };
+
+/** A quota limit to enforce inside the delivery transaction; null fields mean "no limit". */
+export interface QuotaLimit {
+  bytes: number | null;
+  messages: number | null;
+}
+
+export interface DeliveryRecipient {
+  accountId: number;
+  /** Mailbox by special-use role; INBOX for MX delivery. */
+  mailbox: SpecialUse;
+  headerPrefix: Buffer;
+  flags?: string[];
+  /** Enforced atomically with the insert; omit to deliver whatever the quota (notices). */
+  quota?: QuotaLimit;
+}
+
+export interface DeliveryRequest {
+  blobId: string;
+  blobSize: number;
+  internalDate: Date;
+  recipients: DeliveryRecipient[];
+}
+
+export type RecipientOutcome =
+  | { accountId: number; status: 'stored'; mailboxId: number; uid: number; messageId: number }
+  | { accountId: number; status: 'over-quota'; usage: Usage; limit: QuotaLimit; size: number };
+
+/**
+ * The result of a delivery. Delivery is all-or-nothing: if any recipient is over quota, nothing
+ * is stored for anyone (so that a retry by the sending server never duplicates a message).
+ */
+export interface DeliveryResult {
+  stored: boolean;
+  outcomes: RecipientOutcome[];
+}
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: 'not-found' | 'exists' | 'invalid' | 'in-use',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface BlobStore {
+  /** Writes bytes durably (fsynced when configured) under their content hash; returns the id. */
+  put(bytes: Buffer): Promise<string>;
+  get(blobId: string): Promise<Buffer>;
+  /** Removes a blob whose last reference is gone. */
+  remove(blobId: string): Promise<void>;
+  exists(blobId: string): Promise<boolean>;
+}
+
+export interface Store {
+  readonly blobs: BlobStore;
+
+  // Domains
+  addDomain(name: string, settings?: RawSettings): Promise<Domain>;
+  getDomain(name: string): Promise<Domain | null>;
+  listDomains(): Promise<Domain[]>;
+  /** Refused with StoreError('in-use') while the domain still has accounts or aliases. */
+  removeDomain(name: string): Promise<void>;
+  setDomainSetting(name: string, key: PolicyKey, value: string | null): Promise<void>;
+
+  // Accounts
+  addAccount(address: string, passwordHash: string, settings?: RawSettings): Promise<Account>;
+  getAccount(address: string): Promise<Account | null>;
+  getAccountById(id: number): Promise<Account | null>;
+  listAccounts(): Promise<AccountSummary[]>;
+  removeAccount(address: string): Promise<void>;
+  setPasswordHash(address: string, passwordHash: string): Promise<void>;
+  setAccountSetting(address: string, key: PolicyKey, value: string | null): Promise<void>;
+  getUsage(accountId: number): Promise<Usage>;
+  /** Sums the stored sizes from scratch: the figure getUsage must always equal. */
+  recomputeUsage(accountId: number): Promise<Usage>;
+
+  // Aliases
+  addAlias(address: string, targets: string[]): Promise<void>;
+  listAliases(): Promise<Alias[]>;
+  removeAlias(address: string): Promise<void>;
+
+  /** Maps an address (already lower-cased in the domain part) to what it means here. */
+  resolveRecipient(address: string): Promise<RecipientResolution>;
+
+  // Mail
+  /** Stores a message whose body blob was put() first; `bytes` lets the store re-put a collected blob. */
+  deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult>;
+  listMailboxes(accountId: number): Promise<Mailbox[]>;
+  listMessages(mailboxId: number): Promise<StoredMessage[]>;
+  /** The message's full octets: header prefix + body blob. */
+  readMessage(message: StoredMessage): Promise<Buffer>;
+
+  close(): Promise<void>;
+}
