@@ -6,39 +6,25 @@ import { z } from 'zod';
 import { parseSize, SizeError } from './size.js';
 import { parseDuration, DurationError } from './duration.js';
 
-/** A size in bytes, written as bytes or with K/M/G (binary multiples). */
-const size = () =>
+/** A string or number read by `parse`; its error becomes a validation message. */
+const parsedWith = <T>(parse: (value: string | number) => T) =>
   z.union([z.number(), z.string()]).transform((value, ctx) => {
     try {
-      return parseSize(value);
+      return parse(value);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof SizeError ? err.message : String(err) });
+      ctx.addIssue({ code: 'custom', message: err instanceof SizeError || err instanceof DurationError ? err.message : String(err) });
       return z.NEVER;
     }
   });
+
+/** A size in bytes, written as bytes or with K/M/G (binary multiples). */
+const size = () => parsedWith(parseSize);
 
 /** A duration in seconds, written as seconds or with s/m/h/d. */
-const duration = () =>
-  z.union([z.number(), z.string()]).transform((value, ctx) => {
-    try {
-      return parseDuration(value);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
+const duration = () => parsedWith(parseDuration);
 
 /** A size or "none" (no limit), which becomes null. */
-const sizeOrNone = () =>
-  z.union([z.number(), z.string()]).transform((value, ctx) => {
-    if (typeof value === 'string' && /^(none|unlimited)$/i.test(value.trim())) return null;
-    try {
-      return parseSize(value);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof SizeError ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
+const sizeOrNone = () => parsedWith((value) => (typeof value === 'string' && /^(none|unlimited)$/i.test(value.trim()) ? null : parseSize(value)));
 
 /** "HOST:PORT" ("[::1]:25" for IPv6), or "" for "not listening". */
 const listenAddress = () =>

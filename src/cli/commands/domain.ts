@@ -1,11 +1,11 @@
 // yubin domain add|list|remove|set|get
 
-import { POLICY_KEYS } from '../../config/schema.js';
+import { POLICY_KEYS, type PolicyKey } from '../../config/schema.js';
 import { formatSize } from '../../config/size.js';
 import { effectivePolicy, isPolicyKey, parsePolicyValue, policySources, SettingError } from '../../policy/settings.js';
 import { StoreError } from '../../store/types.js';
 import { CliError, UsageError, loadContext, normalizeDomain, parse, printJson, withStore } from '../context.js';
-import { describePolicyValue, INHERIT } from './settings-format.js';
+import { INHERIT, printPolicy } from './settings-format.js';
 
 export const DOMAIN_HELP = `yubin domain add DOMAIN [--quota SIZE]
 yubin domain list [--json]
@@ -92,10 +92,7 @@ export async function domainCommand(args: string[]): Promise<void> {
       if (!domain) throw new CliError(`unknown domain ${name}`);
       const policy = effectivePolicy(loaded.config, domain, null);
       const sources = policySources(domain, null);
-      const keys = key ? [key as (typeof POLICY_KEYS)[number]] : POLICY_KEYS;
-      if (values.json) return printJson(Object.fromEntries(keys.map((k) => [k, { value: policy[k], source: sources[k] }])));
-      for (const k of keys) console.log(key ? describePolicyValue(k, policy[k]) : `${k} = ${describePolicyValue(k, policy[k])}\t(${sources[k]})`);
-      return;
+      return printPolicy(policy, sources, key as PolicyKey | undefined, values.json);
     }
     default:
       throw new UsageError(DOMAIN_HELP);

@@ -1,6 +1,6 @@
 // How policy values are shown to admins.
 
-import type { Policy, PolicyKey } from '../../config/schema.js';
+import { POLICY_KEYS, type Policy, type PolicyKey } from '../../config/schema.js';
 import { formatSize } from '../../config/size.js';
 
 /** The VALUE that removes a domain's or user's own setting, so the outer level applies. */
@@ -10,4 +10,14 @@ export function describePolicyValue(key: PolicyKey, value: Policy[PolicyKey]): s
   if (value === null) return 'none';
   if (key === 'quota' && typeof value === 'number') return `${value} (${formatSize(value)})`;
   return String(value);
+}
+
+/** Prints the effective policy (all keys with their source, or one key's value alone). */
+export function printPolicy(policy: Policy, sources: Record<PolicyKey, string>, key: PolicyKey | undefined, json: boolean | undefined): void {
+  const keys = key ? [key] : POLICY_KEYS;
+  if (json) {
+    process.stdout.write(JSON.stringify(Object.fromEntries(keys.map((k) => [k, { value: policy[k], source: sources[k] }])), null, 2) + '\n');
+    return;
+  }
+  for (const k of keys) console.log(key ? describePolicyValue(k, policy[k]) : `${k} = ${describePolicyValue(k, policy[k])}\t(${sources[k]})`);
 }

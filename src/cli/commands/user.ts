@@ -1,13 +1,13 @@
 // yubin user add|list|passwd|quota|remove|set|get
 
 import readline from 'node:readline';
-import { POLICY_KEYS } from '../../config/schema.js';
+import { POLICY_KEYS, type PolicyKey } from '../../config/schema.js';
 import { formatSize } from '../../config/size.js';
 import { hashPassword } from '../../auth/password.js';
 import { effectivePolicy, isPolicyKey, policySources } from '../../policy/settings.js';
 import { checkPassword, CliError, UsageError, loadContext, normalizeMailAddress, parse, printJson, readStdinLine, withStore } from '../context.js';
 import { parseSettingOrFail, rethrowStoreError } from './domain.js';
-import { describePolicyValue, INHERIT } from './settings-format.js';
+import { INHERIT, printPolicy } from './settings-format.js';
 
 export const USER_HELP = `yubin user add ADDRESS (--password PW | --password-stdin) [--quota SIZE]
 yubin user list [--json]
@@ -148,10 +148,7 @@ export async function userCommand(args: string[]): Promise<void> {
       if (!found) throw new CliError(`unknown user ${address}`);
       const policy = effectivePolicy(loaded.config, found.domain, found.account);
       const sources = policySources(found.domain, found.account);
-      const keys = key ? [key as (typeof POLICY_KEYS)[number]] : POLICY_KEYS;
-      if (values.json) return printJson(Object.fromEntries(keys.map((k) => [k, { value: policy[k], source: sources[k] }])));
-      for (const k of keys) console.log(key ? describePolicyValue(k, policy[k]) : `${k} = ${describePolicyValue(k, policy[k])}\t(${sources[k]})`);
-      return;
+      return printPolicy(policy, sources, key as PolicyKey | undefined, values.json);
     }
     default:
       throw new UsageError(USER_HELP);
