@@ -98,7 +98,7 @@ export const configSchema = z.object({
     .object({
       max_message_size: size().prefault('25M').describe('Largest message accepted, announced as SIZE in EHLO (RFC 1870); larger ones get 552 5.3.4 at MAIL FROM or at end of data.'),
       max_recipients: z.number().int().positive().default(100).describe('Recipients per message; further RCPT commands get 452 4.5.3 (RFC 5321 §4.5.3.1.8 requires at least 100).'),
-      max_line_length: z.number().int().min(512).default(4096).describe('Longest command line in bytes (RFC 5321 §4.5.3.1.4 requires at least 512); longer ones close the connection with 500.'),
+      max_line_length: z.number().int().min(512).default(4096).describe('Longest command line in bytes (RFC 5321 §4.5.3.1.4 requires at least 512); longer ones get 421 and the connection is closed.'),
       max_connections: z.number().int().positive().default(1000).describe('Simultaneous SMTP connections in total; further ones get 421 4.7.0.'),
       max_connections_per_ip: z.number().int().positive().default(20).describe('Simultaneous SMTP connections from one IP address; further ones get 421 4.7.0.'),
       idle_timeout: duration().prefault('5m').describe('A connection silent this long is closed with 421 (RFC 5321 §4.5.3.2.7 suggests 5 minutes).'),

@@ -23,9 +23,24 @@ export interface IncomingMessage {
 
 export type DeliveryVerdict =
   | { status: 'stored'; size: number; deliveries: Array<{ address: string; account: string; uid: number }> }
-  | { status: 'over-quota'; permanent: boolean; full: string[] };
+  | { status: 'over-quota'; permanent: boolean; tooBig: boolean; full: string[] };
+
+export type QuotaCheck = { fits: true } | { fits: false; permanent: boolean; tooBig: boolean };
+
+/** Room kept at RCPT for what Yubin adds to the declared SIZE (Received, Return-Path, Delivered-To). */
+const TRACE_ALLOWANCE = 512;
+/** How long the size of a message refused at end of data is remembered for its recipient. */
+const REMEMBER_REFUSED_MS = 24 * 3600_000;
+const REMEMBER_MAX_ENTRIES = 10_000;
 
 export class LocalDelivery {
+  /**
+   * accountId → size of the last message refused at end of data for lack of room. A sender that
+   * gave no SIZE retries the same message; checking RCPT against that size refuses the full
+   * recipient at RCPT, so the others of the transaction get the message on that retry.
+   */
+  private readonly refusedSizes = new Map<number, { size: number; at: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly config: () => Config,
@@ -33,15 +48,28 @@ export class LocalDelivery {
   ) {}
 
   /** RCPT-time check: does a message of `sizeHint` bytes (0 if unknown) fit every target? */
-  async quotaCheck(targets: LocalTarget[], sizeHint: number): Promise<{ fits: true } | { fits: false; permanent: boolean }> {
+  async quotaCheck(targets: LocalTarget[], sizeHint: number): Promise<QuotaCheck> {
     for (const target of targets) {
       const domain = await this.store.getDomain(target.domain.name);
       const account = (await this.store.getAccountById(target.account.id)) ?? target.account;
       const policy = effectivePolicy(this.config(), domain, account);
       const usage = await this.store.getUsage(target.account.id);
-      if (!fitsQuota(usage, sizeHint, policy)) return { fits: false, permanent: policy.over_quota === 'reject' };
+      const remembered = this.refusedSizes.get(target.account.id);
+      const expected = sizeHint > 0 ? sizeHint + TRACE_ALLOWANCE : remembered && Date.now() - remembered.at < REMEMBER_REFUSED_MS ? remembered.size : 0;
+      // RFC 3463 X.2.3: larger than the whole mailbox can ever hold; making room will not help.
+      if (policy.quota !== null && expected > policy.quota) return { fits: false, permanent: true, tooBig: true };
+      if (!fitsQuota(usage, expected, policy)) return { fits: false, permanent: policy.over_quota === 'reject', tooBig: false };
     }
     return { fits: true };
+  }
+
+  private rememberRefused(accountId: number, size: number): void {
+    if (this.refusedSizes.size >= REMEMBER_MAX_ENTRIES) {
+      const oldest = this.refusedSizes.keys().next();
+      if (!oldest.done) this.refusedSizes.delete(oldest.value);
+    }
+    this.refusedSizes.delete(accountId);
+    this.refusedSizes.set(accountId, { size, at: Date.now() });
   }
 
   async deliver(message: IncomingMessage): Promise<DeliveryVerdict> {
@@ -63,27 +91,38 @@ export class LocalDelivery {
       }
     }
     const returnPath = `Return-Path: <${message.mailFrom}>\r\n`;
-    const result = await this.store.deliver(
-      {
-        blobId,
-        blobSize: blobBytes.length,
-        internalDate: message.receivedAt,
-        recipients: entries.map((entry) => ({
-          accountId: entry.target.account.id,
-          mailbox: '\\Inbox' as const,
-          headerPrefix: Buffer.from(`${returnPath}Delivered-To: ${entry.target.account.address}\r\n`, 'utf8'),
-          quota: entry.quota,
-        })),
-      },
-      blobBytes,
-    );
+    let result;
+    try {
+      result = await this.store.deliver(
+        {
+          blobId,
+          blobSize: blobBytes.length,
+          internalDate: message.receivedAt,
+          recipients: entries.map((entry) => ({
+            accountId: entry.target.account.id,
+            mailbox: '\\Inbox' as const,
+            headerPrefix: Buffer.from(`${returnPath}Delivered-To: ${entry.target.account.address}\r\n`, 'utf8'),
+            quota: entry.quota,
+          })),
+        },
+        blobBytes,
+      );
+    } catch (err) {
+      await this.store.discardBlob(blobId).catch(() => undefined);
+      throw err;
+    }
     if (!result.stored) {
-      const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [entries[i]!] : []));
-      // Temporary unless every recipient is full with the "reject" policy: a sender retrying later
-      // reaches those who had room, and gets a permanent answer at RCPT for the others.
-      const permanent = full.length === entries.length && full.every((entry) => entry.permanent);
-      this.log.debug({ full: full.map((e) => e.target.account.address) }, 'quota exceeded at end of data');
-      return { status: 'over-quota', permanent, full: full.map((entry) => entry.address) };
+      // Nothing references the file now (unless an identical message is stored): it goes.
+      await this.store.discardBlob(blobId);
+      const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
+      const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
+      for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);
+      // Temporary unless every recipient failed for good ("reject" policy, or a message larger than
+      // the whole mailbox): a sender retrying later is refused at RCPT for the full recipients
+      // (see refusedSizes) and reaches the others.
+      const permanent = full.length === entries.length && full.every((f) => f.entry.permanent || tooBig(f));
+      this.log.debug({ full: full.map((f) => f.entry.target.account.address) }, 'quota exceeded at end of data');
+      return { status: 'over-quota', permanent, tooBig: permanent && full.every(tooBig), full: full.map((f) => f.entry.address) };
     }
     return {
       status: 'stored',

@@ -36,9 +36,30 @@ export function normalizeAddress(raw: string): { local: string; domain: string; 
   return { local: local.toLowerCase(), domain, routing };
 }
 
+/**
+ * RFC 5321 §4.1.1.3: "RCPT TO:<postmaster>" (no domain) MUST be accepted. It means this host's
+ * postmaster: postmaster@ the host name or its parent domains (mx.example.com → example.com),
+ * else of the first local domain that has one.
+ */
+async function domainlessPostmaster(store: Store, hostname: string): Promise<string | null> {
+  const labels = hostname.toLowerCase().replace(/\.$/, '').split('.');
+  const candidates: string[] = [];
+  for (let i = 0; i < labels.length - 1; i++) candidates.push(labels.slice(i).join('.'));
+  for (const domain of await store.listDomains()) candidates.push(domain.name);
+  for (const domain of candidates) {
+    const resolution = await store.resolveRecipient(`postmaster@${domain}`);
+    if (resolution.kind === 'account' || resolution.kind === 'alias') return `postmaster@${domain}`;
+  }
+  return null;
+}
+
 export async function resolveEnvelopeRecipient(store: Store, raw: string, hostname: string): Promise<RecipientVerdict> {
-  // RFC 5321 §4.1.1.3: the domainless "postmaster" must be accepted; it means this host's postmaster.
-  const address = raw.toLowerCase() === 'postmaster' ? `postmaster@${hostname.toLowerCase()}` : raw;
+  let address = raw;
+  if (raw.toLowerCase() === 'postmaster') {
+    const postmaster = await domainlessPostmaster(store, hostname);
+    if (!postmaster) return { kind: 'unknown-user', address: raw };
+    address = postmaster;
+  }
   const parts = normalizeAddress(address);
   if (!parts) return { kind: 'bad-syntax', address: raw };
   const domain = await store.getDomain(parts.domain);

@@ -211,7 +211,15 @@ export class InboundSmtpServer {
     const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : false;
     const sizeHint = args && typeof args.SIZE === 'string' ? Number(args.SIZE) : 0;
     const quota = await this.delivery.quotaCheck(verdict.targets, sizeHint);
-    if (!quota.fits) refuse(quota.permanent ? reply.mailboxFullReject(address.address) : reply.mailboxFullDefer(address.address));
+    if (!quota.fits) {
+      refuse(
+        quota.tooBig
+          ? reply.tooBigForMailbox(address.address)
+          : quota.permanent
+            ? reply.mailboxFullReject(address.address)
+            : reply.mailboxFullDefer(address.address),
+      );
+    }
 
     // A repeated RCPT replaces the earlier one (smtp-server does the same with the envelope).
     tx.recipients = tx.recipients.filter((r) => r.address.toLowerCase() !== address.address.toLowerCase());
@@ -310,7 +318,7 @@ export class InboundSmtpServer {
     });
     if (verdict.status === 'over-quota') {
       const address = verdict.full[0] ?? '';
-      throw verdict.permanent ? reply.mailboxFullReject(address) : reply.mailboxFullDefer(address);
+      throw verdict.tooBig ? reply.tooBigForMailbox(address) : verdict.permanent ? reply.mailboxFullReject(address) : reply.mailboxFullDefer(address);
     }
     return verdict;
   }
@@ -319,12 +327,14 @@ export class InboundSmtpServer {
   private receivedHeader(session: SMTPServerSession, tx: Transaction, date: Date): string {
     const config = this.options.config();
     const helo = headerSafe(session.hostNameAppearsAs);
-    const client = headerSafe(session.clientHostname);
+    // RFC 5321 §4.4 TCP-info: address-literal, or a domain then the address-literal.
+    const literal = `[${headerSafe(session.remoteAddress, 64).replace(/^::ffff:/, '')}]`;
+    const name = session.clientHostname && !session.clientHostname.startsWith('[') ? `${headerSafe(session.clientHostname)} ` : '';
     const tls = session.tlsOptions ? ` (${headerSafe(session.tlsOptions.version, 32)} with cipher ${headerSafe(session.tlsOptions.name, 64)})` : '';
     const protocol = headerSafe(session.transmissionType || 'ESMTP', 16);
     const single = tx.recipients.length === 1 ? `\r\n\tfor <${headerSafe(tx.recipients[0]!.address, 320)}>` : '';
     return (
-      `Received: from ${helo} (${client} [${headerSafe(session.remoteAddress, 64)}])\r\n` +
+      `Received: from ${helo} (${name}${literal})\r\n` +
       `\tby ${headerSafe(config.hostname)} (Yubin) with ${protocol}${tls}\r\n` +
       `\tid ${tx.id}${single};\r\n\t${formatRfc5322Date(date)}\r\n`
     );

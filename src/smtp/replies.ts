@@ -24,6 +24,8 @@ export const reply = {
     new SmtpReply(452, '4.2.2', `The mailbox of <${address}> is full; the message was not delivered yet. Your server will retry; the recipient must make room`),
   mailboxFullReject: (address: string) =>
     new SmtpReply(552, '5.2.2', `The mailbox of <${address}> is full; the message cannot be delivered. Please tell the recipient another way that their mailbox is full`),
+  tooBigForMailbox: (address: string) =>
+    new SmtpReply(552, '5.2.3', `The message is larger than the whole mailbox of <${address}> may hold; it cannot be delivered`),
   tooManyRecipients: (limit: number) => new SmtpReply(452, '4.5.3', `Too many recipients; at most ${limit} per message, send the rest in another transaction`),
   messageTooBig: (limit: number) => new SmtpReply(552, '5.3.4', `The message is larger than this server accepts (${limit} bytes)`),
   headerTooBig: (detail: string) => new SmtpReply(552, '5.3.4', `Message header too large: ${detail}`),

@@ -169,6 +169,8 @@ export interface Store {
   // Mail
   /** Stores a message whose body blob was put() first; `bytes` lets the store re-put a collected blob. */
   deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult>;
+  /** Removes the file of a blob that was put() but is referenced by no message (a refused delivery). */
+  discardBlob(blobId: string): Promise<void>;
   listMailboxes(accountId: number): Promise<Mailbox[]>;
   listMessages(mailboxId: number): Promise<StoredMessage[]>;
   /** The message's full octets: header prefix + body blob. */

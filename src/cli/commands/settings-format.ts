@@ -12,12 +12,12 @@ export function describePolicyValue(key: PolicyKey, value: Policy[PolicyKey]): s
   return String(value);
 }
 
-/** Prints the effective policy (all keys with their source, or one key's value alone). */
+/** Prints the effective policy (all keys with their source, or one key's raw value alone, for scripts). */
 export function printPolicy(policy: Policy, sources: Record<PolicyKey, string>, key: PolicyKey | undefined, json: boolean | undefined): void {
   const keys = key ? [key] : POLICY_KEYS;
   if (json) {
     process.stdout.write(JSON.stringify(Object.fromEntries(keys.map((k) => [k, { value: policy[k], source: sources[k] }])), null, 2) + '\n');
     return;
   }
-  for (const k of keys) console.log(key ? describePolicyValue(k, policy[k]) : `${k} = ${describePolicyValue(k, policy[k])}\t(${sources[k]})`);
+  for (const k of keys) console.log(key ? String(policy[k] ?? 'none') : `${k} = ${describePolicyValue(k, policy[k])}\t(${sources[k]})`);
 }

@@ -211,6 +211,10 @@ export class SqliteStore implements Store {
     }
   }
 
+  async discardBlob(blobId: string): Promise<void> {
+    await this.writer.run('discardBlob', { blobId });
+  }
+
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
     const rows = this.db.prepare('SELECT * FROM mailboxes WHERE account_id = ? ORDER BY id').all(accountId) as Array<{
       id: number;

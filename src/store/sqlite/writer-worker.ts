@@ -75,6 +75,37 @@ parentPort!.on('message', (request: Request) => {
 });
 
 collectGarbage();
+/**
+ * Files with no blob row are left by a crash between a file's fsync and its commit. One fan-out
+ * directory is swept per tick; only files older than an hour go (a delivery commits within
+ * moments of its put(), and deliver() re-puts a file that vanished anyway).
+ */
+const ORPHAN_MIN_AGE_MS = 3600_000;
+let sweepIndex = 0;
+function sweepOrphanFiles(): void {
+  const dir = path.join(blobRoot, (sweepIndex++ % 256).toString(16).padStart(2, '0'));
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const hasRow = db.prepare('SELECT 1 FROM blobs WHERE id = ?');
+  const now = Date.now();
+  for (const name of names) {
+    try {
+      if (hasRow.get(name)) continue;
+      const file = path.join(dir, name);
+      if (now - fs.statSync(file).mtimeMs > ORPHAN_MIN_AGE_MS) fs.rmSync(file, { force: true });
+    } catch {
+      // vanished meanwhile, or unreadable: the next sweep sees it again
+    }
+  }
+}
+setInterval(() => {
+  if (queue.length === 0) sweepOrphanFiles();
+}, 2000).unref();
+
 // Unreferenced blobs come from deletions here and from the CLI (user remove) in other processes.
 setInterval(() => {
   if (queue.length === 0) collectGarbage();

@@ -150,6 +150,13 @@ export const writes = {
     return rows.length;
   },
 
+  /** A blob put for a delivery that stored nothing: its file goes unless a row references it. */
+  discardBlob(ctx: WriteContext, args: { blobId: string }) {
+    const row = ctx.db.prepare('SELECT 1 FROM blobs WHERE id = ?').get(args.blobId);
+    if (!row) ctx.orphanedBlobs.push(args.blobId);
+    return !row;
+  },
+
   /**
    * Stores one message for several recipients, all or nothing. Quotas are checked here, inside
    * the transaction, so concurrent deliveries can never push usage past a limit together.
