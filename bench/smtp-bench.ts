@@ -105,12 +105,13 @@ interface Server {
 }
 
 function startServer(dataDir: string, cpuProf: string | null): Promise<Server> {
-  const env = { ...process.env };
+  // --cpu-prof is refused in NODE_OPTIONS, so it goes on the command line (workers inherit it).
+  const nodeArgs: string[] = [];
   if (cpuProf) {
     fs.mkdirSync(cpuProf, { recursive: true });
-    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${cpuProf}`.trim();
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${cpuProf}`);
   }
-  const proc = spawn(process.execPath, [CLI, 'serve', '--smtp', '127.0.0.1:0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--smtp', '127.0.0.1:0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   let out = '';
   let err = '';
@@ -193,6 +194,19 @@ function send(conn: SMTPConnection, to: string, message: Buffer): Promise<void> 
   });
 }
 
+/** CPU seconds (user, system) a process has used so far, from /proc (Linux); null elsewhere. */
+function processCpuSeconds(pid: number | undefined): { user: number; system: number } | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after "pid (comm) ", in ticks of 1/100 s.
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return null;
+  }
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -224,12 +238,14 @@ async function main(): Promise<void> {
     const { host, port } = server;
     const makeMessage = messageFactory(options.size, crypto.randomBytes(4).toString('hex'));
 
+    const serverCpuBefore = processCpuSeconds(server.proc.pid);
     const connections = await Promise.all(Array.from({ length: options.connections }, () => connect(host, port)));
     const latencies = new Float64Array(options.messages);
     let next = 0;
     let sent = 0;
     const failures: string[] = [];
     const started = process.hrtime.bigint();
+    const clientCpuBefore = process.cpuUsage();
     await Promise.all(
       connections.map(async (first) => {
         let conn: SMTPConnection | null = first;
@@ -252,6 +268,11 @@ async function main(): Promise<void> {
       }),
     );
     const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const clientCpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
+    const serverCpuAfter = processCpuSeconds(server.proc.pid);
+    const serverCpu =
+      serverCpuBefore && serverCpuAfter ? { user: serverCpuAfter.user - serverCpuBefore.user, system: serverCpuAfter.system - serverCpuBefore.system } : null;
 
     const sorted = latencies.slice(0, sent).sort();
     const rate = sent / (wallMs / 1000);
@@ -278,6 +299,13 @@ async function main(): Promise<void> {
     console.log(`wall time    ${(wallMs / 1000).toFixed(2)} s`);
     console.log(`throughput   ${rate.toFixed(0)} messages/s, ${((rate * options.size) / (1024 * 1024)).toFixed(1)} MiB/s`);
     console.log(`latency      p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+    const cores = (seconds: number) => `${seconds.toFixed(1)} s (${(seconds / (wallMs / 1000)).toFixed(2)} cores)`;
+    const serverCpuText = serverCpu
+      ? `${cores(serverCpu.user + serverCpu.system)} [user ${serverCpu.user.toFixed(1)} s, system ${serverCpu.system.toFixed(1)} s; ` +
+        `${(((serverCpu.user + serverCpu.system) * 1000) / Math.max(1, sent)).toFixed(2)} ms per message]`
+      : 'n/a';
+    console.log(`cpu          server ${serverCpuText}`);
+    console.log(`             bench client ${cores(clientCpuSeconds)}; load average ${os.loadavg()[0]!.toFixed(1)} (other processes share the machine)`);
     console.log(`stored       ${stored} messages (user list --json) ${stored === options.messages ? '= messages sent: OK' : `≠ ${options.messages}: MISMATCH`}`);
     console.log(`server exit  ${exit.code ?? exit.signal}`);
     if (options.cpuProf) console.log(`cpu profiles ${options.cpuProf}`);

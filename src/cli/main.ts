@@ -6,7 +6,7 @@ import { ConfigError } from '../config/load.js';
 import { CliError } from './context.js';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.js';
 import { domainCommand, DOMAIN_HELP } from './commands/domain.js';
-import { serveCommand, SERVE_HELP } from './commands/serve.js';
+import { SERVE_HELP } from './commands/serve-help.js';
 import { userCommand, USER_HELP } from './commands/user.js';
 
 const HELP = `Yubin (郵便) — a complete mail server
@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
-      return serveCommand(rest);
+      // Loaded only here: admin commands start fast without the server's modules.
+      return (await import('./commands/serve.js')).serveCommand(rest);
     case 'domain':
       return domainCommand(rest);
     case 'user':

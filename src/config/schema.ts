@@ -30,8 +30,8 @@ const sizeOrNone = () => parsedWith((value) => (typeof value === 'string' && /^(
 const listenAddress = () =>
   z
     .string()
-    .refine((value) => value === '' || /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(value), {
-      message: 'expected HOST:PORT, e.g. 0.0.0.0:25 or [::]:25, or "" to disable',
+    .refine((value) => value === '' || (/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535), {
+      message: 'expected HOST:PORT with a port up to 65535, e.g. 0.0.0.0:25 or [::]:25, or "" to disable',
     });
 
 export const OVER_QUOTA_POLICIES = ['defer', 'reject'] as const;

@@ -21,12 +21,14 @@ export function parseSize(input: string | number): number {
 /** Renders bytes for people: 26214400 → "25 MiB". */
 export function formatSize(bytes: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
+  if (bytes < 1024) return `${bytes} bytes`;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  let value = bytes;
+  // Move up a unit while the rounded figure would read 1024 or more ("1024.0 KiB" is "1 MiB").
+  while (unit < units.length - 1 && Math.round((value * 10) / 1) / 10 >= 1024) {
     value /= 1024;
     unit++;
   }
-  if (unit === 0) return `${bytes} bytes`;
-  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+  const rounded = Math.round(value * 10) / 10;
+  return `${Number.isInteger(rounded) ? rounded : rounded.toFixed(1)} ${units[unit]}`;
 }

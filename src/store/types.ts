@@ -106,7 +106,9 @@ export interface DeliveryRequest {
 
 export type RecipientOutcome =
   | { accountId: number; status: 'stored'; mailboxId: number; uid: number; messageId: number }
-  | { accountId: number; status: 'over-quota'; usage: Usage; limit: QuotaLimit; size: number };
+  | { accountId: number; status: 'over-quota'; usage: Usage; limit: QuotaLimit; size: number }
+  /** Had room, but nothing was stored because another recipient had none (all or nothing). */
+  | { accountId: number; status: 'fits' };
 
 /**
  * The result of a delivery. Delivery is all-or-nothing: if any recipient is over quota, nothing

@@ -61,7 +61,10 @@ function bigMessage(token: string, to: string, size = 2 * 1024 * 1024): Buffer {
   return Buffer.from(head + lines.join('\r\n') + '\r\n' + tail, 'latin1');
 }
 
-/** Hands the message to the client in chunks, one every `intervalMs`: slow enough to be caught mid-DATA. */
+/**
+ * Hands the message to the client in chunks, one every `intervalMs`; after `holdAfter` chunks it
+ * waits for `gate` before going on, so that the client is provably in the middle of DATA.
+ */
 class SlowBody extends Readable {
   private index = 0;
   /** Chunks handed over so far; the first read happens only after the server's 354. */
@@ -69,6 +72,8 @@ class SlowBody extends Readable {
   constructor(
     private readonly chunks: Buffer[],
     private readonly intervalMs: number,
+    private readonly holdAfter: number,
+    private readonly gate: Promise<void>,
   ) {
     super();
   }
@@ -78,10 +83,13 @@ class SlowBody extends Readable {
       this.push(null);
       return;
     }
-    setTimeout(() => {
-      this.delivered++;
-      this.push(chunk);
-    }, this.intervalMs);
+    const ready = this.index > this.holdAfter ? this.gate : Promise.resolve();
+    void ready.then(() =>
+      setTimeout(() => {
+        this.delivered++;
+        this.push(chunk);
+      }, this.intervalMs),
+    );
   }
 }
 
@@ -99,10 +107,14 @@ interface SlowSend {
   result: Promise<{ err: (Error & { responseCode?: number }) | null; response?: string }>;
 }
 
-function startSlowSend(port: number, token: string, to: string): SlowSend {
+const CHUNK = 64 * 1024;
+/** Chunks each client sends before it waits for the gate: about a quarter of its 2 MB. */
+const HOLD_AFTER = 8;
+
+function startSlowSend(port: number, token: string, to: string, gate: Promise<void>): SlowSend {
   const message = bigMessage(token, to);
-  // 32 chunks of 64 KB, one every 50 ms: about 1.6 s in DATA.
-  const body = new SlowBody(chunked(message, 64 * 1024), 50);
+  // 32 chunks of 64 KB, one every 20 ms, with a pause after the 8th until the gate opens.
+  const body = new SlowBody(chunked(message, CHUNK), 20, HOLD_AFTER, gate);
   const conn = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, connectionTimeout: 5000, greetingTimeout: 5000, socketTimeout: 30_000 });
   const result = new Promise<{ err: (Error & { responseCode?: number }) | null; response?: string }>((resolve) => {
     let done = false;
@@ -143,10 +155,14 @@ test('SIGTERM during DATA: deliveries in progress finish with 250, others get 42
       envelopeOnly.push(raw);
     }
 
-    const sends = Array.from({ length: 10 }, (_, i) => startSlowSend(port, `shutdown${i}x${crypto.randomBytes(4).toString('hex')}`, users[i % users.length]!));
-    // Every client is in DATA (its body is being read, which starts after the 354) and has sent part of it.
-    await waitFor(() => sends.every((s) => s.body.delivered >= 3), 'every client to be in DATA');
-    assert.ok(sends.every((s) => s.body.delivered < 32), 'no client has finished its message before SIGTERM');
+    let openGate: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const sends = Array.from({ length: 10 }, (_, i) =>
+      startSlowSend(port, `shutdown${i}x${crypto.randomBytes(4).toString('hex')}`, users[i % users.length]!, gate),
+    );
+    // Every client is in DATA (its body is read only after the 354), has sent part of its message
+    // and waits for the gate: SIGTERM comes in the middle of every message.
+    await waitFor(() => sends.every((s) => s.body.delivered === HOLD_AFTER), 'every client to be in the middle of DATA', 30_000);
 
     const signalledAt = Date.now();
     server.proc.kill('SIGTERM');
@@ -165,7 +181,7 @@ test('SIGTERM during DATA: deliveries in progress finish with 250, others get 42
       refusal = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       assert.equal(refusal, 'ECONNREFUSED', `a connection after SIGTERM is refused: ${(err as Error).message}`);
     }
-    assert.ok(sends.some((s) => s.body.delivered < 32), 'the refusal was checked while deliveries were still in progress');
+    assert.ok(sends.every((s) => s.body.delivered === HOLD_AFTER), 'the refusal was checked while every delivery was still in progress');
 
     for (const raw of envelopeOnly) {
       const hangUp = await raw.reply();
@@ -174,6 +190,9 @@ test('SIGTERM during DATA: deliveries in progress finish with 250, others get 42
       assert.ok(await raw.waitClosed(5000), 'and the connection is closed');
     }
 
+    // The server still waits for the rest of every message; now the clients send it.
+    assert.equal(server.proc.exitCode, null, 'the server waits for the messages in DATA');
+    openGate();
     const results = await Promise.all(sends.map((s) => s.result));
     results.forEach((r, i) => {
       assert.equal(r.err, null, `${sends[i]!.token}: a client in DATA at SIGTERM gets its reply: ${r.err?.message}`);

@@ -52,6 +52,6 @@ export async function aliasCommand(args: string[]): Promise<void> {
       return;
     }
     default:
-      throw new UsageError(ALIAS_HELP);
+      throw new UsageError(sub === undefined ? 'missing subcommand; see yubin alias --help' : `unknown subcommand "alias ${sub}"; see yubin alias --help`);
   }
 }

@@ -95,7 +95,7 @@ export async function domainCommand(args: string[]): Promise<void> {
       return printPolicy(policy, sources, key as PolicyKey | undefined, values.json);
     }
     default:
-      throw new UsageError(DOMAIN_HELP);
+      throw new UsageError(sub === undefined ? 'missing subcommand; see yubin domain --help' : `unknown subcommand "domain ${sub}"; see yubin domain --help`);
   }
 }
 

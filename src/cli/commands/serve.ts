@@ -4,12 +4,7 @@
 import { LISTENER_NAMES, startServer, type ListenerName, parseHostPort } from '../../server.js';
 import { generatePassword, hashPassword } from '../../auth/password.js';
 import { CliError, UsageError, loadContext, parse } from '../context.js';
-
-export const SERVE_HELP = `yubin serve [--hostname NAME] [--smtp HOST:PORT] [--submission HOST:PORT] [--submissions HOST:PORT]
-            [--imap HOST:PORT] [--imaps HOST:PORT] [--pop3 HOST:PORT] [--pop3s HOST:PORT] [--http HOST:PORT]
-            [--dns HOST:PORT] [--init-demo]
-  A listener flag replaces the config file's listeners: with any of them, only those named run.
-  Port 0 picks a free port. --init-demo creates example.test and demo@example.test on an empty store.`;
+import { SERVE_HELP } from './serve-help.js';
 
 const DEMO_DOMAIN = 'example.test';
 const DEMO_USER = `demo@${DEMO_DOMAIN}`;

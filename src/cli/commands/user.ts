@@ -151,7 +151,7 @@ export async function userCommand(args: string[]): Promise<void> {
       return printPolicy(policy, sources, key as PolicyKey | undefined, values.json);
     }
     default:
-      throw new UsageError(USER_HELP);
+      throw new UsageError(sub === undefined ? 'missing subcommand; see yubin user --help' : `unknown subcommand "user ${sub}"; see yubin user --help`);
   }
 }
 

@@ -10,6 +10,11 @@ export function openDatabase(file: string, options: { fsync: boolean; migrate?: 
   db.pragma(`synchronous = ${options.fsync ? 'FULL' : 'OFF'}`);
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = ON');
-  if (options.migrate !== false) migrate(db);
+  try {
+    if (options.migrate !== false) migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }

@@ -179,7 +179,7 @@ export const writes = {
         overQuota = true;
         outcomes.push({ accountId: rcpt.accountId, status: 'over-quota', usage, limit, size });
       } else {
-        outcomes.push({ accountId: rcpt.accountId, status: 'stored', mailboxId: 0, uid: 0, messageId: 0 });
+        outcomes.push({ accountId: rcpt.accountId, status: 'fits' });
       }
     }
     if (overQuota) return { stored: false, outcomes };
