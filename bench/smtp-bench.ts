@@ -305,7 +305,7 @@ async function main(): Promise<void> {
         `${(((serverCpu.user + serverCpu.system) * 1000) / Math.max(1, sent)).toFixed(2)} ms per message]`
       : 'n/a';
     console.log(`cpu          server ${serverCpuText}`);
-    console.log(`             bench client ${cores(clientCpuSeconds)}; load average ${os.loadavg()[0]!.toFixed(1)} (other processes share the machine)`);
+    console.log(`             bench client ${cores(clientCpuSeconds)}; machine load average (1 min) ${os.loadavg()[0]!.toFixed(1)}`);
     console.log(`stored       ${stored} messages (user list --json) ${stored === options.messages ? '= messages sent: OK' : `≠ ${options.messages}: MISMATCH`}`);
     console.log(`server exit  ${exit.code ?? exit.signal}`);
     if (options.cpuProf) console.log(`cpu profiles ${options.cpuProf}`);

@@ -218,6 +218,7 @@ async function verify(dataDir: string, label: string): Promise<{ stored: number;
 test('every message that got a 250 survives SIGKILL, exactly once and complete', { timeout: 120_000 }, async () => {
   const started = Date.now();
   const dataDir = makeDataDir('yubin-durability-');
+  let running: RunningYubin | null = null;
   try {
     cliOk(dataDir, ['domain', 'add', DOMAIN]);
     for (const user of USERS) {
@@ -225,7 +226,6 @@ test('every message that got a 250 survives SIGKILL, exactly once and complete',
       cliOk(dataDir, ['user', 'quota', user, 'none']);
     }
 
-    let running: RunningYubin | null = null;
     for (let round = 1; round <= ROUNDS; round++) {
       running = await startYubin(dataDir);
       const server = running;
@@ -252,6 +252,7 @@ test('every message that got a 250 survives SIGKILL, exactly once and complete',
     // A normal start after the last crash: the store opens, left-over temporary files are swept,
     // and nothing acknowledged has gone; then a clean stop.
     const server = await startYubin(dataDir);
+    running = server;
     // A full SMTP conversation first: serve installs its SIGTERM handler only in the tick that
     // prints "ready", so a SIGTERM sent at once could meet the default action (see report).
     const probe = await connect(server.ports.smtp!);
@@ -259,12 +260,14 @@ test('every message that got a 250 survives SIGKILL, exactly once and complete',
     probe.conn.quit();
     assert.deepEqual(fs.readdirSync(path.join(dataDir, 'blobs', 'tmp')), [], 'temporary blob files are swept at start');
     assert.equal(await server.stop(), 0, 'clean stop after the crashes');
+    running = null;
     const totals = await verify(dataDir, 'after restart');
     console.log(
       `after restart: acknowledged ${acknowledged.size} of ${attempted.size} sent; stored ${totals.stored} copies ` +
         `(${totals.storedUnacknowledged} without a 250); ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   } finally {
+    await running?.kill();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
