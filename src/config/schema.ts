@@ -102,6 +102,7 @@ export const configSchema = z.object({
       max_connections: z.number().int().positive().default(1000).describe('Simultaneous SMTP connections in total; further ones get 421 4.7.0.'),
       max_connections_per_ip: z.number().int().positive().default(20).describe('Simultaneous SMTP connections from one IP address; further ones get 421 4.7.0.'),
       idle_timeout: duration().prefault('5m').describe('A connection silent this long is closed with 421 (RFC 5321 §4.5.3.2.7 suggests 5 minutes).'),
+      shutdown_grace: duration().prefault('30s').describe('On SIGTERM, how long messages still being received may take to arrive; after that their senders get 421 4.3.2 and retry later. Messages already being stored are always finished.'),
       data_timeout: duration().prefault('10m').describe('Longest time a client may take to send one message after DATA; then 421 4.4.2 and nothing is stored.'),
       max_header_size: size().prefault('1M').describe('Largest header section of a message (and of each MIME part); more is refused at end of data with 552 5.3.4.'),
       max_mime_depth: z.number().int().positive().default(100).describe('Deepest MIME nesting accepted; deeper messages are refused with 554 5.6.0.'),
@@ -116,6 +117,7 @@ export const configSchema = z.object({
       path: z.string().default('').describe('Directory of the database and message files; empty means the data directory.'),
       fsync: z.boolean().default(true).describe('Flush message files and commits to disk before replying 250. Turn off only for throwaway test servers.'),
       max_batch: z.number().int().positive().default(256).describe('Most deliveries committed together in one group commit.'),
+      inline_max: size().prefault('64K').describe('Message bodies up to this size are kept inside the database, made durable by the delivery\'s commit; larger ones are files under blobs/ (fsynced before the commit). 0 keeps every body in a file.'),
     })
     .prefault({}),
   log: z

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { Store, QuotaLimit } from '../store/types.js';
 import { effectivePolicy } from '../policy/settings.js';
 import { fitsQuota, type LocalTarget } from './recipients.js';
+import { blobIdOf } from '../store/blob-id.js';
 
 export interface IncomingMessage {
   /** Envelope sender; '' for the null sender (bounces). */
@@ -74,7 +75,10 @@ export class LocalDelivery {
 
   async deliver(message: IncomingMessage): Promise<DeliveryVerdict> {
     const blobBytes = Buffer.concat([Buffer.from(message.traceHeaders, 'utf8'), message.content]);
-    const blobId = await this.store.blobs.put(blobBytes);
+    // Small bodies go inside the delivery's own transaction (one commit makes them durable);
+    // large ones are written and fsynced as files first.
+    const inline = blobBytes.length <= this.config().storage.inline_max;
+    const blobId = inline ? blobIdOf(blobBytes) : await this.store.blobs.put(blobBytes);
 
     const seen = new Set<number>();
     const entries: Array<{ target: LocalTarget; address: string; quota: QuotaLimit; permanent: boolean }> = [];
@@ -97,6 +101,7 @@ export class LocalDelivery {
         {
           blobId,
           blobSize: blobBytes.length,
+          inlineBytes: inline ? blobBytes : undefined,
           internalDate: message.receivedAt,
           recipients: entries.map((entry) => ({
             accountId: entry.target.account.id,
@@ -108,12 +113,12 @@ export class LocalDelivery {
         blobBytes,
       );
     } catch (err) {
-      await this.store.discardBlob(blobId).catch(() => undefined);
+      if (!inline) await this.store.discardBlob(blobId).catch(() => undefined);
       throw err;
     }
     if (!result.stored) {
       // Nothing references the file now (unless an identical message is stored): it goes.
-      await this.store.discardBlob(blobId);
+      if (!inline) await this.store.discardBlob(blobId);
       const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
       const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
       for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);

@@ -59,7 +59,7 @@ export class InboundSmtpServer {
   private readonly perIp = new Map<string, number>();
   private readonly stats = new Map<string, ConnectionStats>();
   /** Connections in DATA: shutdown waits for each to be stored and answered (or to go away). */
-  private readonly busy = new Map<string, { done: Promise<void>; abandon: () => void }>();
+  private readonly busy = new Map<string, { done: Promise<void>; abandon: () => boolean }>();
   private shuttingDown = false;
 
   constructor(private readonly options: InboundServerOptions) {
@@ -113,6 +113,23 @@ export class InboundSmtpServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections()) {
       if (!this.busy.has(connection.id)) this.hangUp(connection);
+    }
+    // Messages still arriving get until the grace period ends; then their senders are told to
+    // retry (421) and nothing of them is stored. Messages already being stored are always awaited.
+    const deadline = Date.now() + this.options.config().smtp.shutdown_grace * 1000;
+    while (this.busy.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.busy.values()].map((b) => b.done)),
+        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(1, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const [id, entry] of this.busy) {
+      if (entry.abandon()) {
+        const connection = this.connections().find((c) => c.id === id);
+        if (connection) this.hangUp(connection);
+      }
     }
     while (this.busy.size > 0) await Promise.allSettled([...this.busy.values()].map((b) => b.done));
     for (const connection of this.connections()) this.hangUp(connection);
@@ -244,7 +261,14 @@ export class InboundSmtpServer {
       this.busy.delete(session.id);
       settle();
     };
-    this.busy.set(session.id, { done: busy, abandon: () => phase === 'receiving' && end() });
+    this.busy.set(session.id, {
+      done: busy,
+      abandon: () => {
+        if (phase !== 'receiving') return false;
+        end();
+        return true;
+      },
+    });
     const timer = setTimeout(() => {
       if (phase !== 'receiving') return;
       end();

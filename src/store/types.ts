@@ -100,6 +100,12 @@ export interface DeliveryRecipient {
 export interface DeliveryRequest {
   blobId: string;
   blobSize: number;
+  /**
+   * The blob's bytes, for a small body kept inside the database (see storage.inline_max):
+   * it is then made durable by the delivery's own commit. Without it, the blob must have been
+   * put() into the BlobStore first.
+   */
+  inlineBytes?: Buffer;
   internalDate: Date;
   recipients: DeliveryRecipient[];
 }
@@ -169,8 +175,10 @@ export interface Store {
   resolveRecipient(address: string): Promise<RecipientResolution>;
 
   // Mail
-  /** Stores a message whose body blob was put() first; `bytes` lets the store re-put a collected blob. */
+  /** Stores a message (its body inline, or put() first; `bytes` lets the store re-put a collected blob). */
   deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult>;
+  /** The bytes of a blob, wherever they are kept. */
+  readBlob(blobId: string): Promise<Buffer>;
   /** Removes the file of a blob that was put() but is referenced by no message (a refused delivery). */
   discardBlob(blobId: string): Promise<void>;
   listMailboxes(accountId: number): Promise<Mailbox[]>;

@@ -278,13 +278,11 @@ test('yubin serve with idle clients exits 0 promptly on SIGTERM, telling them 42
   }
 });
 
-// Known bug (reported): serve.ts prints "ready" (and already accepts connections) before it
-// installs its SIGTERM handler, so a SIGTERM in that window kills the process with the default
-// action instead of a clean stop. Marked todo so that it is reported without failing the suite;
-// remove the todo once serve.ts installs the handlers before it starts listening.
+// serve.ts installs its signal handlers before it starts listening: a SIGTERM at any moment of
+// the start, "ready" included, is a clean stop.
 test(
   'SIGTERM right after "ready" still stops cleanly with exit 0',
-  { timeout: 60_000, todo: 'serve.ts installs its SIGTERM handler only after printing "ready"' },
+  { timeout: 60_000 },
   async () => {
     const dataDir = makeDataDir('yubin-shutdown-early-');
     const servers: RunningYubin[] = [];

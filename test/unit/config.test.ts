@@ -196,6 +196,7 @@ describe('validateConfig', () => {
         max_connections: 1000,
         max_connections_per_ip: 20,
         idle_timeout: 300,
+        shutdown_grace: 30,
         data_timeout: 600,
         max_header_size: M,
         max_mime_depth: 100,
@@ -203,7 +204,7 @@ describe('validateConfig', () => {
         reverse_dns: false,
       },
       policy: { quota: G, quota_messages: null, over_quota: 'defer', locale: 'en' },
-      storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256 },
+      storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024 },
       log: { level: 'info' },
     };
     assert.deepEqual(config, expected);

@@ -1,7 +1,7 @@
 // yubin serve: runs the server until SIGTERM/SIGINT, then stops accepting, finishes what is in
 // flight and exits 0.
 
-import { LISTENER_NAMES, startServer, type ListenerName, parseHostPort } from '../../server.js';
+import { LISTENER_NAMES, startServer, type ListenerName, type RunningServer, parseHostPort } from '../../server.js';
 import { generatePassword, hashPassword } from '../../auth/password.js';
 import { CliError, UsageError, loadContext, parse } from '../context.js';
 import { SERVE_HELP } from './serve-help.js';
@@ -45,7 +45,18 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
   }
 
-  let server;
+  // Signals are handled from the start: one that arrives while the server is still starting
+  // stops it as soon as it is up, cleanly, instead of killing the process half-way.
+  let server: RunningServer | null = null;
+  let stopSignal: string | null = null;
+  const stop = (signal: string) => {
+    if (stopSignal) return;
+    stopSignal = signal;
+    if (server) stopServer(server, signal);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
   try {
     server = await startServer(config, loaded.dataDir);
   } catch (err) {
@@ -56,7 +67,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   }
 
   let demo: { password: string } | null = null;
-  if (values['init-demo'] && (await server.store.listDomains()).length === 0) {
+  if (values['init-demo'] && !stopSignal && (await server.store.listDomains()).length === 0) {
     await server.store.addDomain(DEMO_DOMAIN);
     const password = generatePassword();
     await server.store.addAccount(DEMO_USER, await hashPassword(password));
@@ -66,23 +77,19 @@ export async function serveCommand(args: string[]): Promise<void> {
   for (const l of server.listening) console.log(`${l.name} listening on ${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
   if (values['init-demo']) printQuickStart(server.listening, demo, loaded.dataDir);
   console.log('ready');
-
-  let signals = 0;
-  const stop = (signal: string) => {
-    if (++signals > 1) return;
-    console.log(`${signal}: stopping (finishing deliveries in progress)`);
-    server.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(`yubin: error while stopping: ${(err as Error).message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (stopSignal) stopServer(server, stopSignal);
 }
 
+function stopServer(server: RunningServer, signal: string): void {
+  console.log(`${signal}: stopping (finishing deliveries in progress)`);
+  server.stop().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`yubin: error while stopping: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
 function printQuickStart(listening: Array<{ name: string; host: string; port: number }>, demo: { password: string } | null, dataDir: string): void {
   const smtp = listening.find((l) => l.name === 'smtp');
   const lines: string[] = [''];

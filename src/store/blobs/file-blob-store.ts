@@ -7,12 +7,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import type { BlobStore } from '../types.js';
-
-export function blobIdOf(bytes: Buffer): string {
-  return crypto.createHash('sha256').update(bytes).digest('hex');
-}
+import { blobIdOf } from '../blob-id.js';
 
 export class FileBlobStore implements BlobStore {
   private readonly tmpDir: string;

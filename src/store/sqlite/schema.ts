@@ -63,6 +63,11 @@ const MIGRATIONS: string[] = [
     value  INTEGER NOT NULL
   );
   `,
+  // 2: small message bodies live in the blobs row itself (one WAL fsync covers them); large ones
+  //    stay in files. data IS NULL means "in DATA/blobs/".
+  `
+  ALTER TABLE blobs ADD COLUMN data BLOB;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

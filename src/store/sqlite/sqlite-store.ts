@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import { stmt } from './statements.js';
 import type { PolicyKey } from '../../config/schema.js';
 import { FileBlobStore } from '../blobs/file-blob-store.js';
 import {
@@ -100,12 +101,12 @@ export class SqliteStore implements Store {
   }
 
   async getDomain(name: string): Promise<Domain | null> {
-    const row = this.db.prepare('SELECT * FROM domains WHERE name = ?').get(name) as DomainRow | undefined;
+    const row = stmt(this.db, 'SELECT * FROM domains WHERE name = ?').get(name) as DomainRow | undefined;
     return row ? toDomain(row) : null;
   }
 
   async listDomains(): Promise<Domain[]> {
-    return (this.db.prepare('SELECT * FROM domains ORDER BY name').all() as DomainRow[]).map(toDomain);
+    return (stmt(this.db, 'SELECT * FROM domains ORDER BY name').all() as DomainRow[]).map(toDomain);
   }
 
   async removeDomain(name: string): Promise<void> {
@@ -124,17 +125,17 @@ export class SqliteStore implements Store {
   }
 
   async getAccount(address: string): Promise<Account | null> {
-    const row = this.db.prepare('SELECT * FROM accounts WHERE address = ?').get(address) as AccountRow | undefined;
+    const row = stmt(this.db, 'SELECT * FROM accounts WHERE address = ?').get(address) as AccountRow | undefined;
     return row ? toAccount(row) : null;
   }
 
   async getAccountById(id: number): Promise<Account | null> {
-    const row = this.db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as AccountRow | undefined;
+    const row = stmt(this.db, 'SELECT * FROM accounts WHERE id = ?').get(id) as AccountRow | undefined;
     return row ? toAccount(row) : null;
   }
 
   async listAccounts(): Promise<AccountSummary[]> {
-    const rows = this.db.prepare('SELECT * FROM accounts ORDER BY address').all() as AccountRow[];
+    const rows = stmt(this.db, 'SELECT * FROM accounts ORDER BY address').all() as AccountRow[];
     return rows.map((row) => ({ ...toAccount(row), usage: { bytes: row.used_bytes, messages: row.used_messages } }));
   }
 
@@ -151,7 +152,7 @@ export class SqliteStore implements Store {
   }
 
   async getUsage(accountId: number): Promise<Usage> {
-    const row = this.db.prepare('SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?').get(accountId) as
+    const row = stmt(this.db, 'SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?').get(accountId) as
       | Usage
       | undefined;
     if (!row) throw new StoreError('not-found', `account ${accountId} does not exist`);
@@ -159,8 +160,7 @@ export class SqliteStore implements Store {
   }
 
   async recomputeUsage(accountId: number): Promise<Usage> {
-    return this.db
-      .prepare(
+    return stmt(this.db, 
         'SELECT coalesce(sum(m.size), 0) AS bytes, count(m.id) AS messages FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = ?',
       )
       .get(accountId) as Usage;
@@ -173,7 +173,7 @@ export class SqliteStore implements Store {
   }
 
   async listAliases(): Promise<Alias[]> {
-    const rows = this.db.prepare('SELECT address, targets FROM aliases ORDER BY address').all() as Array<{ address: string; targets: string }>;
+    const rows = stmt(this.db, 'SELECT address, targets FROM aliases ORDER BY address').all() as Array<{ address: string; targets: string }>;
     return rows.map((row) => ({ address: row.address, targets: JSON.parse(row.targets) as string[] }));
   }
 
@@ -184,13 +184,13 @@ export class SqliteStore implements Store {
   async resolveRecipient(address: string): Promise<RecipientResolution> {
     const at = address.lastIndexOf('@');
     const domainName = address.slice(at + 1).toLowerCase();
-    const domainRow = this.db.prepare('SELECT * FROM domains WHERE name = ?').get(domainName) as DomainRow | undefined;
+    const domainRow = stmt(this.db, 'SELECT * FROM domains WHERE name = ?').get(domainName) as DomainRow | undefined;
     if (at < 1 || !domainRow) return { kind: 'not-local' };
     const domain = toDomain(domainRow);
     const normalized = address.slice(0, at).toLowerCase() + '@' + domainName;
-    const account = this.db.prepare('SELECT * FROM accounts WHERE address = ?').get(normalized) as AccountRow | undefined;
+    const account = stmt(this.db, 'SELECT * FROM accounts WHERE address = ?').get(normalized) as AccountRow | undefined;
     if (account) return { kind: 'account', account: toAccount(account), domain };
-    const alias = this.db.prepare('SELECT targets FROM aliases WHERE address = ?').get(normalized) as { targets: string } | undefined;
+    const alias = stmt(this.db, 'SELECT targets FROM aliases WHERE address = ?').get(normalized) as { targets: string } | undefined;
     if (alias) return { kind: 'alias', targets: JSON.parse(alias.targets) as string[] };
     return { kind: 'unknown-user', domain };
   }
@@ -216,7 +216,7 @@ export class SqliteStore implements Store {
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    const rows = this.db.prepare('SELECT * FROM mailboxes WHERE account_id = ? ORDER BY id').all(accountId) as Array<{
+    const rows = stmt(this.db, 'SELECT * FROM mailboxes WHERE account_id = ? ORDER BY id').all(accountId) as Array<{
       id: number;
       account_id: number;
       name: string;
@@ -239,7 +239,7 @@ export class SqliteStore implements Store {
   }
 
   async listMessages(mailboxId: number): Promise<StoredMessage[]> {
-    const rows = this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as Array<{
+    const rows = stmt(this.db, 'SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as Array<{
       id: number;
       mailbox_id: number;
       uid: number;
@@ -263,8 +263,14 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async readBlob(blobId: string): Promise<Buffer> {
+    const row = stmt(this.db, 'SELECT data FROM blobs WHERE id = ?').get(blobId) as { data: Buffer | null } | undefined;
+    if (row?.data) return row.data;
+    return this.blobs.get(blobId);
+  }
+
   async readMessage(message: StoredMessage): Promise<Buffer> {
-    return Buffer.concat([message.headerPrefix, await this.blobs.get(message.blobId)]);
+    return Buffer.concat([message.headerPrefix, await this.readBlob(message.blobId)]);
   }
 
   async close(): Promise<void> {

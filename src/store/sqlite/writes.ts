@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
+import { stmt } from './statements.js';
 import { DEFAULT_MAILBOXES, StoreError, type DeliveryRequest, type DeliveryResult, type RecipientOutcome, type RawSettings } from '../types.js';
 
 export interface WriteContext {
@@ -15,14 +16,14 @@ export interface WriteContext {
 }
 
 function nextCounter(db: Database.Database, name: string, floor: number): number {
-  const row = db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
+  const row = stmt(db, 'SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
   const value = Math.max(floor, (row?.value ?? 0) + 1);
-  db.prepare('INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
+  stmt(db, 'INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
   return value;
 }
 
 function domainIdOf(db: Database.Database, name: string): number {
-  const row = db.prepare('SELECT id FROM domains WHERE name = ?').get(name) as { id: number } | undefined;
+  const row = stmt(db, 'SELECT id FROM domains WHERE name = ?').get(name) as { id: number } | undefined;
   if (!row) throw new StoreError('not-found', `unknown domain ${name}`);
   return row.id;
 }
@@ -39,52 +40,50 @@ function mergeSetting(json: string, key: string, value: string | null): string {
  * collectGarbage, which only the server's single writer runs, removes row and file together.
  */
 function releaseBlob(ctx: WriteContext, blobId: string, count: number): void {
-  ctx.db.prepare('UPDATE blobs SET refcount = max(0, refcount - ?) WHERE id = ?').run(count, blobId);
+  stmt(ctx.db, 'UPDATE blobs SET refcount = max(0, refcount - ?) WHERE id = ?').run(count, blobId);
 }
 
 export const writes = {
   addDomain(ctx: WriteContext, args: { name: string; settings: RawSettings }) {
-    const exists = ctx.db.prepare('SELECT 1 FROM domains WHERE name = ?').get(args.name);
+    const exists = stmt(ctx.db, 'SELECT 1 FROM domains WHERE name = ?').get(args.name);
     if (exists) throw new StoreError('exists', `domain ${args.name} already exists`);
-    const info = ctx.db
-      .prepare('INSERT INTO domains(name, created_at, settings) VALUES (?, ?, ?)')
+    const info = stmt(ctx.db, 'INSERT INTO domains(name, created_at, settings) VALUES (?, ?, ?)')
       .run(args.name, Date.now(), JSON.stringify(args.settings));
     return Number(info.lastInsertRowid);
   },
 
   removeDomain(ctx: WriteContext, args: { name: string }) {
     const id = domainIdOf(ctx.db, args.name);
-    const accounts = ctx.db.prepare('SELECT count(*) AS n FROM accounts WHERE domain_id = ?').get(id) as { n: number };
-    const aliases = ctx.db.prepare('SELECT count(*) AS n FROM aliases WHERE domain_id = ?').get(id) as { n: number };
+    const accounts = stmt(ctx.db, 'SELECT count(*) AS n FROM accounts WHERE domain_id = ?').get(id) as { n: number };
+    const aliases = stmt(ctx.db, 'SELECT count(*) AS n FROM aliases WHERE domain_id = ?').get(id) as { n: number };
     if (accounts.n > 0 || aliases.n > 0) {
       throw new StoreError('in-use', `domain ${args.name} still has ${accounts.n} user(s) and ${aliases.n} alias(es); remove them first`);
     }
-    ctx.db.prepare('DELETE FROM domains WHERE id = ?').run(id);
+    stmt(ctx.db, 'DELETE FROM domains WHERE id = ?').run(id);
     return null;
   },
 
   setDomainSetting(ctx: WriteContext, args: { name: string; key: string; value: string | null }) {
-    const row = ctx.db.prepare('SELECT settings FROM domains WHERE name = ?').get(args.name) as { settings: string } | undefined;
+    const row = stmt(ctx.db, 'SELECT settings FROM domains WHERE name = ?').get(args.name) as { settings: string } | undefined;
     if (!row) throw new StoreError('not-found', `unknown domain ${args.name}`);
-    ctx.db.prepare('UPDATE domains SET settings = ? WHERE name = ?').run(mergeSetting(row.settings, args.key, args.value), args.name);
+    stmt(ctx.db, 'UPDATE domains SET settings = ? WHERE name = ?').run(mergeSetting(row.settings, args.key, args.value), args.name);
     return null;
   },
 
   addAccount(ctx: WriteContext, args: { address: string; passwordHash: string; settings: RawSettings }) {
     const domain = args.address.slice(args.address.lastIndexOf('@') + 1);
     const domainId = domainIdOf(ctx.db, domain);
-    if (ctx.db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
+    if (stmt(ctx.db, 'SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
       throw new StoreError('exists', `user ${args.address} already exists`);
     }
-    if (ctx.db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
+    if (stmt(ctx.db, 'SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
       throw new StoreError('exists', `${args.address} is already an alias`);
     }
     const now = Date.now();
-    const info = ctx.db
-      .prepare('INSERT INTO accounts(address, domain_id, password_hash, created_at, settings) VALUES (?, ?, ?, ?, ?)')
+    const info = stmt(ctx.db, 'INSERT INTO accounts(address, domain_id, password_hash, created_at, settings) VALUES (?, ?, ?, ?, ?)')
       .run(args.address, domainId, args.passwordHash, now, JSON.stringify(args.settings));
     const accountId = Number(info.lastInsertRowid);
-    const insertMailbox = ctx.db.prepare('INSERT INTO mailboxes(account_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
+    const insertMailbox = stmt(ctx.db, 'INSERT INTO mailboxes(account_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
     for (const mailbox of DEFAULT_MAILBOXES) {
       // RFC 9051 §2.3.1.1: UIDVALIDITY must never repeat for a mailbox name; a counter seeded by the clock.
       insertMailbox.run(accountId, mailbox.name, mailbox.specialUse, nextCounter(ctx.db, 'uid_validity', Math.floor(now / 1000)));
@@ -93,66 +92,65 @@ export const writes = {
   },
 
   removeAccount(ctx: WriteContext, args: { address: string }) {
-    const account = ctx.db.prepare('SELECT id FROM accounts WHERE address = ?').get(args.address) as { id: number } | undefined;
+    const account = stmt(ctx.db, 'SELECT id FROM accounts WHERE address = ?').get(args.address) as { id: number } | undefined;
     if (!account) throw new StoreError('not-found', `unknown user ${args.address}`);
-    const blobs = ctx.db
-      .prepare(
+    const blobs = stmt(ctx.db, 
         'SELECT m.blob_id AS blobId, count(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = ? GROUP BY m.blob_id',
       )
       .all(account.id) as Array<{ blobId: string; n: number }>;
-    ctx.db.prepare('DELETE FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?)').run(account.id);
-    ctx.db.prepare('DELETE FROM mailboxes WHERE account_id = ?').run(account.id);
-    ctx.db.prepare('DELETE FROM accounts WHERE id = ?').run(account.id);
+    stmt(ctx.db, 'DELETE FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?)').run(account.id);
+    stmt(ctx.db, 'DELETE FROM mailboxes WHERE account_id = ?').run(account.id);
+    stmt(ctx.db, 'DELETE FROM accounts WHERE id = ?').run(account.id);
     for (const blob of blobs) releaseBlob(ctx, blob.blobId, blob.n);
     return null;
   },
 
   setPasswordHash(ctx: WriteContext, args: { address: string; passwordHash: string }) {
-    const info = ctx.db.prepare('UPDATE accounts SET password_hash = ? WHERE address = ?').run(args.passwordHash, args.address);
+    const info = stmt(ctx.db, 'UPDATE accounts SET password_hash = ? WHERE address = ?').run(args.passwordHash, args.address);
     if (info.changes === 0) throw new StoreError('not-found', `unknown user ${args.address}`);
     return null;
   },
 
   setAccountSetting(ctx: WriteContext, args: { address: string; key: string; value: string | null }) {
-    const row = ctx.db.prepare('SELECT settings FROM accounts WHERE address = ?').get(args.address) as { settings: string } | undefined;
+    const row = stmt(ctx.db, 'SELECT settings FROM accounts WHERE address = ?').get(args.address) as { settings: string } | undefined;
     if (!row) throw new StoreError('not-found', `unknown user ${args.address}`);
-    ctx.db.prepare('UPDATE accounts SET settings = ? WHERE address = ?').run(mergeSetting(row.settings, args.key, args.value), args.address);
+    stmt(ctx.db, 'UPDATE accounts SET settings = ? WHERE address = ?').run(mergeSetting(row.settings, args.key, args.value), args.address);
     return null;
   },
 
   addAlias(ctx: WriteContext, args: { address: string; targets: string[] }) {
     const domain = args.address.slice(args.address.lastIndexOf('@') + 1);
     const domainId = domainIdOf(ctx.db, domain);
-    if (ctx.db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
+    if (stmt(ctx.db, 'SELECT 1 FROM accounts WHERE address = ?').get(args.address)) {
       throw new StoreError('exists', `${args.address} is already a user`);
     }
-    if (ctx.db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
+    if (stmt(ctx.db, 'SELECT 1 FROM aliases WHERE address = ?').get(args.address)) {
       throw new StoreError('exists', `alias ${args.address} already exists`);
     }
-    ctx.db.prepare('INSERT INTO aliases(address, domain_id, targets) VALUES (?, ?, ?)').run(args.address, domainId, JSON.stringify(args.targets));
+    stmt(ctx.db, 'INSERT INTO aliases(address, domain_id, targets) VALUES (?, ?, ?)').run(args.address, domainId, JSON.stringify(args.targets));
     return null;
   },
 
   removeAlias(ctx: WriteContext, args: { address: string }) {
-    const info = ctx.db.prepare('DELETE FROM aliases WHERE address = ?').run(args.address);
+    const info = stmt(ctx.db, 'DELETE FROM aliases WHERE address = ?').run(args.address);
     if (info.changes === 0) throw new StoreError('not-found', `unknown alias ${args.address}`);
     return null;
   },
 
   /** Removes unreferenced blob rows; their files are unlinked by the writer after the commit. */
   collectGarbage(ctx: WriteContext, args: { limit: number }) {
-    const rows = ctx.db.prepare('SELECT id FROM blobs WHERE refcount <= 0 LIMIT ?').all(args.limit) as Array<{ id: string }>;
-    const remove = ctx.db.prepare('DELETE FROM blobs WHERE id = ? AND refcount <= 0');
+    const rows = stmt(ctx.db, 'SELECT id, data IS NULL AS onDisk FROM blobs WHERE refcount <= 0 LIMIT ?').all(args.limit) as Array<{ id: string; onDisk: number }>;
+    const remove = stmt(ctx.db, 'DELETE FROM blobs WHERE id = ? AND refcount <= 0');
     for (const row of rows) {
       remove.run(row.id);
-      ctx.orphanedBlobs.push(row.id);
+      if (row.onDisk) ctx.orphanedBlobs.push(row.id);
     }
     return rows.length;
   },
 
   /** A blob put for a delivery that stored nothing: its file goes unless a row references it. */
   discardBlob(ctx: WriteContext, args: { blobId: string }) {
-    const row = ctx.db.prepare('SELECT 1 FROM blobs WHERE id = ?').get(args.blobId);
+    const row = stmt(ctx.db, 'SELECT 1 FROM blobs WHERE id = ?').get(args.blobId);
     if (!row) ctx.orphanedBlobs.push(args.blobId);
     return !row;
   },
@@ -166,7 +164,7 @@ export const writes = {
     const pending = new Map<number, { bytes: number; messages: number }>();
     const outcomes: RecipientOutcome[] = [];
     let overQuota = false;
-    const usageOf = db.prepare('SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?');
+    const usageOf = stmt(db, 'SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?');
     for (const rcpt of req.recipients) {
       const size = rcpt.headerPrefix.length + req.blobSize;
       const usage = usageOf.get(rcpt.accountId) as { bytes: number; messages: number } | undefined;
@@ -184,21 +182,23 @@ export const writes = {
     }
     if (overQuota) return { stored: false, outcomes };
 
-    const blob = db.prepare('SELECT refcount FROM blobs WHERE id = ?').get(req.blobId) as { refcount: number } | undefined;
+    const blob = stmt(db, 'SELECT refcount FROM blobs WHERE id = ?').get(req.blobId) as { refcount: number } | undefined;
     if (blob) {
-      db.prepare('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(req.recipients.length, req.blobId);
+      stmt(db, 'UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(req.recipients.length, req.blobId);
+    } else if (req.inlineBytes) {
+      stmt(db, 'INSERT INTO blobs(id, size, refcount, data) VALUES (?, ?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length, req.inlineBytes);
     } else {
       // The only writer unlinks orphaned files between transactions, so a file seen here stays
       // until this commit makes it referenced again.
       if (!fs.existsSync(ctx.blobPath(req.blobId))) throw new StoreError('not-found', `blob ${req.blobId} is missing`);
-      db.prepare('INSERT INTO blobs(id, size, refcount) VALUES (?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length);
+      stmt(db, 'INSERT INTO blobs(id, size, refcount) VALUES (?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length);
     }
-    const mailboxOf = db.prepare('SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
-    const bumpMailbox = db.prepare('UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
-    const insert = db.prepare(
+    const mailboxOf = stmt(db, 'SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
+    const bumpMailbox = stmt(db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
+    const insert = stmt(db, 
       'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    const addUsage = db.prepare('UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?');
+    const addUsage = stmt(db, 'UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?');
     req.recipients.forEach((rcpt, i) => {
       const mailbox = mailboxOf.get(rcpt.accountId, rcpt.mailbox) as { id: number; uidNext: number; modseq: number } | undefined;
       if (!mailbox) throw new StoreError('not-found', `account ${rcpt.accountId} has no ${rcpt.mailbox} mailbox`);
