@@ -46,6 +46,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
     fsync: config.storage.fsync,
     writer: 'batching',
     maxBatch: config.storage.max_batch,
+    inlineMax: config.storage.inline_max,
   });
   store.blobs.sweepTemporaryFiles();
   const tls = await loadTlsMaterial({ certFile: config.tls.cert, keyFile: config.tls.key, dataDir, hostname: config.hostname });

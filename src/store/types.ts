@@ -74,6 +74,53 @@ export interface StoredMessage {
   headerPrefix: Buffer;
 }
 
+/** A message as listed for a mailbox view (no body, no header prefix): what IMAP keeps per message. */
+export interface MessageSummary {
+  id: number;
+  uid: number;
+  modSeq: number;
+  flags: string[];
+  internalDate: Date;
+  size: number;
+  blobId: string;
+}
+
+export interface MailboxCounts {
+  messages: number;
+  unseen: number;
+  /** Sum of message sizes (RFC 8438 STATUS=SIZE). */
+  size: number;
+  deleted: number;
+}
+
+export type FlagOperation = 'add' | 'remove' | 'replace';
+
+export interface FlagUpdateResult {
+  /** Messages whose flags changed, with their new MODSEQ. */
+  changed: MessageSummary[];
+  /** RFC 7162 §3.1.3: UIDs not changed because their MODSEQ was above UNCHANGEDSINCE. */
+  conflicts: number[];
+}
+
+/** What happened in a mailbox after a MODSEQ (RFC 7162), for a session catching up. */
+export interface MailboxChanges {
+  highestModSeq: number;
+  uidNext: number;
+  /** New or changed messages, by UID. */
+  changed: MessageSummary[];
+  /** UIDs expunged after the MODSEQ, ascending. */
+  expunged: number[];
+}
+
+export type QuotaOutcome<T> = ({ ok: true } & T) | { ok: false; reason: 'over-quota'; usage: Usage; limit: QuotaLimit };
+
+/** Store change events, published after the commit; sessions use them to catch up. */
+export interface StoreChange {
+  accountId: number;
+  mailboxId: number | null; // null: mailbox list changed
+  kind: 'appended' | 'flags' | 'expunged' | 'mailboxes' | 'external';
+}
+
 /** What a recipient address means here. */
 export type RecipientResolution =
   | { kind: 'account'; account: Account; domain: Domain }
@@ -185,6 +232,45 @@ export interface Store {
   listMessages(mailboxId: number): Promise<StoredMessage[]>;
   /** The message's full octets: header prefix + body blob. */
   readMessage(message: StoredMessage): Promise<Buffer>;
+
+  // Mailboxes (IMAP). Names use "/" as hierarchy separator; "INBOX" matches case-insensitively.
+  getMailbox(accountId: number, name: string): Promise<Mailbox | null>;
+  getMailboxById(mailboxId: number): Promise<Mailbox | null>;
+  createMailbox(accountId: number, name: string, specialUse?: SpecialUse | null): Promise<Mailbox>;
+  /** Deletes the mailbox and its messages (usage updated in the same transaction). */
+  deleteMailbox(accountId: number, mailboxId: number): Promise<void>;
+  /** Renames a mailbox and its children; renaming INBOX moves its messages to the new name (RFC 9051 §6.3.6). */
+  renameMailbox(accountId: number, mailboxId: number, newName: string): Promise<void>;
+  setSubscribed(mailboxId: number, subscribed: boolean): Promise<void>;
+  mailboxCounts(mailboxId: number): Promise<MailboxCounts>;
+
+  // Messages in a mailbox (IMAP, POP3, retention)
+  listMessageSummaries(mailboxId: number): Promise<MessageSummary[]>;
+  getMessageSummary(mailboxId: number, uid: number): Promise<MessageSummary | null>;
+  /** The message's full octets, by summary. */
+  readMessageById(messageId: number): Promise<Buffer>;
+  appendMessage(req: {
+    accountId: number;
+    mailboxId: number;
+    bytes: Buffer;
+    flags: string[];
+    internalDate: Date;
+    quota?: QuotaLimit;
+  }): Promise<QuotaOutcome<{ uid: number; modSeq: number; uidValidity: number }>>;
+  updateFlags(mailboxId: number, uids: number[], op: FlagOperation, flags: string[], unchangedSince?: number): Promise<FlagUpdateResult>;
+  /** Removes messages; returns the UIDs actually removed (usage and blob refcounts updated). */
+  expungeMessages(mailboxId: number, uids: number[]): Promise<number[]>;
+  /** COPY (move = false) or MOVE (move = true), atomically, with the destination's quota. */
+  copyMessages(
+    fromMailboxId: number,
+    uids: number[],
+    toMailboxId: number,
+    move: boolean,
+    quota?: QuotaLimit,
+  ): Promise<QuotaOutcome<{ uidMap: Array<[number, number]>; uidValidity: number }>>;
+  changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
+  /** Subscribes to change events of this store (this process, and others via polling). Returns an unsubscribe function. */
+  onChange(listener: (change: StoreChange) => void): () => void;
 
   close(): Promise<void>;
 }

@@ -68,6 +68,18 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE blobs ADD COLUMN data BLOB;
   `,
+  // 3: IMAP: expunge log (CONDSTORE/QRESYNC, and sessions catching up), change lookups by MODSEQ.
+  `
+  CREATE TABLE expunged (
+    mailbox_id  INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid         INTEGER NOT NULL,
+    modseq      INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+  ) WITHOUT ROWID;
+  CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+  CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+  CREATE INDEX messages_blob ON messages(blob_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

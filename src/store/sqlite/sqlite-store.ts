@@ -16,7 +16,14 @@ import {
   type DeliveryRequest,
   type DeliveryResult,
   type Domain,
+  type FlagOperation,
+  type FlagUpdateResult,
   type Mailbox,
+  type MailboxChanges,
+  type MailboxCounts,
+  type MessageSummary,
+  type QuotaLimit,
+  type StoreChange,
   type RawSettings,
   type RecipientResolution,
   type SpecialUse,
@@ -25,6 +32,8 @@ import {
   type Usage,
 } from '../types.js';
 import { openDatabase } from './open.js';
+import { toSummary } from './writes.js';
+import { blobIdOf } from '../blob-id.js';
 import { BatchingWriter, DirectWriter, type Writer } from './writer.js';
 
 export interface SqliteStoreOptions {
@@ -34,6 +43,19 @@ export interface SqliteStoreOptions {
   /** 'batching' (server: worker thread, group commit) or 'direct' (CLI). */
   writer: 'batching' | 'direct';
   maxBatch?: number;
+  /** Bodies up to this size are kept in the database (APPEND; deliveries decide for themselves). */
+  inlineMax?: number;
+}
+
+interface MailboxRow {
+  id: number;
+  account_id: number;
+  name: string;
+  special_use: string | null;
+  uid_validity: number;
+  uid_next: number;
+  highest_modseq: number;
+  subscribed: number;
 }
 
 interface DomainRow {
@@ -73,7 +95,16 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly writer: Writer;
 
-  private constructor(db: Database.Database, blobs: FileBlobStore, writer: Writer) {
+  private readonly listeners = new Set<(change: StoreChange) => void>();
+  private pollTimer: NodeJS.Timeout | null = null;
+  private lastDataVersion = 0;
+
+  private constructor(
+    db: Database.Database,
+    blobs: FileBlobStore,
+    writer: Writer,
+    private readonly inlineMax: number,
+  ) {
     this.db = db;
     this.blobs = blobs;
     this.writer = writer;
@@ -90,7 +121,7 @@ export class SqliteStore implements Store {
       options.writer === 'batching'
         ? new BatchingWriter({ dbFile, blobRoot, blobPath, fsync: options.fsync, maxBatch: options.maxBatch ?? 256 })
         : new DirectWriter(db, blobPath);
-    return new SqliteStore(db, blobs, writer);
+    return new SqliteStore(db, blobs, writer, options.inlineMax ?? 64 * 1024);
   }
 
   // Domains
@@ -199,13 +230,17 @@ export class SqliteStore implements Store {
 
   async deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult> {
     try {
-      return await this.writer.run('deliver', request);
+      const result = await this.writer.run('deliver', request);
+      this.emitDelivered(result);
+      return result;
     } catch (err) {
       // Garbage collection removed an identical, unreferenced file between put() and this
       // commit: write the bytes again and retry once.
       if (bytes && err instanceof StoreError && err.code === 'not-found' && err.message.startsWith('blob ')) {
         await this.blobs.put(bytes);
-        return this.writer.run('deliver', request);
+        const result = await this.writer.run('deliver', request);
+        this.emitDelivered(result);
+        return result;
       }
       throw err;
     }
@@ -213,6 +248,13 @@ export class SqliteStore implements Store {
 
   async discardBlob(blobId: string): Promise<void> {
     await this.writer.run('discardBlob', { blobId });
+  }
+
+  private emitDelivered(result: DeliveryResult): void {
+    if (!result.stored || this.listeners.size === 0) return;
+    for (const outcome of result.outcomes) {
+      if (outcome.status === 'stored') this.emit({ accountId: outcome.accountId, mailboxId: outcome.mailboxId, kind: 'appended' });
+    }
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
@@ -273,7 +315,200 @@ export class SqliteStore implements Store {
     return Buffer.concat([message.headerPrefix, await this.readBlob(message.blobId)]);
   }
 
+  // Mailboxes
+
+  private toMailbox(row: MailboxRow): Mailbox {
+    return {
+      id: row.id,
+      accountId: row.account_id,
+      name: row.name,
+      specialUse: row.special_use as SpecialUse | null,
+      uidValidity: row.uid_validity,
+      uidNext: row.uid_next,
+      highestModSeq: row.highest_modseq,
+      subscribed: row.subscribed === 1,
+    };
+  }
+
+  async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
+    // RFC 9051 §5.1: INBOX is case-insensitive; every other name is exact.
+    const canonical = name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
+    const row = stmt(this.db, 'SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, canonical) as MailboxRow | undefined;
+    return row ? this.toMailbox(row) : null;
+  }
+
+  async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
+    const row = stmt(this.db, 'SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as MailboxRow | undefined;
+    return row ? this.toMailbox(row) : null;
+  }
+
+  async createMailbox(accountId: number, name: string, specialUse: SpecialUse | null = null): Promise<Mailbox> {
+    const id = await this.writer.run('createMailbox', { accountId, name, specialUse });
+    this.emit({ accountId, mailboxId: null, kind: 'mailboxes' });
+    return (await this.getMailboxById(id))!;
+  }
+
+  async deleteMailbox(accountId: number, mailboxId: number): Promise<void> {
+    await this.writer.run('deleteMailbox', { accountId, mailboxId });
+    this.emit({ accountId, mailboxId, kind: 'expunged' });
+    this.emit({ accountId, mailboxId: null, kind: 'mailboxes' });
+  }
+
+  async renameMailbox(accountId: number, mailboxId: number, newName: string): Promise<void> {
+    await this.writer.run('renameMailbox', { accountId, mailboxId, newName });
+    this.emit({ accountId, mailboxId, kind: 'expunged' });
+    this.emit({ accountId, mailboxId: null, kind: 'mailboxes' });
+  }
+
+  async setSubscribed(mailboxId: number, subscribed: boolean): Promise<void> {
+    await this.writer.run('setSubscribed', { mailboxId, subscribed });
+  }
+
+  async mailboxCounts(mailboxId: number): Promise<MailboxCounts> {
+    const row = stmt(
+      this.db,
+      `SELECT count(*) AS messages, coalesce(sum(size), 0) AS size,
+              coalesce(sum(CASE WHEN (' ' || lower(flags) || ' ') LIKE '% \\seen %' THEN 0 ELSE 1 END), 0) AS unseen,
+              coalesce(sum(CASE WHEN (' ' || lower(flags) || ' ') LIKE '% \\deleted %' THEN 1 ELSE 0 END), 0) AS deleted
+         FROM messages WHERE mailbox_id = ?`,
+    ).get(mailboxId) as MailboxCounts;
+    return row;
+  }
+
+  // Messages in a mailbox
+
+  async listMessageSummaries(mailboxId: number): Promise<MessageSummary[]> {
+    const rows = stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId);
+    return (rows as Parameters<typeof toSummary>[0][]).map(toSummary);
+  }
+
+  async getMessageSummary(mailboxId: number, uid: number): Promise<MessageSummary | null> {
+    const row = stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid);
+    return row ? toSummary(row as Parameters<typeof toSummary>[0]) : null;
+  }
+
+  async readMessageById(messageId: number): Promise<Buffer> {
+    const row = stmt(this.db, 'SELECT header_prefix AS prefix, blob_id AS blobId FROM messages WHERE id = ?').get(messageId) as { prefix: Buffer; blobId: string } | undefined;
+    if (!row) throw new StoreError('not-found', `message ${messageId} does not exist`);
+    const body = await this.readBlob(row.blobId);
+    return row.prefix.length > 0 ? Buffer.concat([row.prefix, body]) : body;
+  }
+
+  async appendMessage(req: { accountId: number; mailboxId: number; bytes: Buffer; flags: string[]; internalDate: Date; quota?: QuotaLimit }) {
+    const blobId = blobIdOf(req.bytes);
+    const inline = req.bytes.length <= this.inlineMax;
+    if (!inline) await this.blobs.put(req.bytes);
+    const args = {
+      accountId: req.accountId,
+      mailboxId: req.mailboxId,
+      blobId,
+      blobSize: req.bytes.length,
+      inlineBytes: inline ? req.bytes : undefined,
+      flags: req.flags,
+      internalDate: req.internalDate.getTime(),
+      quota: req.quota,
+    };
+    let result;
+    try {
+      result = await this.writer.run('appendMessage', args);
+    } catch (err) {
+      if (!inline && err instanceof StoreError && err.message.startsWith('blob ')) {
+        await this.blobs.put(req.bytes);
+        result = await this.writer.run('appendMessage', args);
+      } else throw err;
+    }
+    if (result.ok) this.emit({ accountId: req.accountId, mailboxId: req.mailboxId, kind: 'appended' });
+    else if (!inline) await this.discardBlob(blobId);
+    return result;
+  }
+
+  async updateFlags(mailboxId: number, uids: number[], op: FlagOperation, flags: string[], unchangedSince?: number): Promise<FlagUpdateResult> {
+    const result = await this.writer.run('updateFlags', { mailboxId, uids, op, flags, unchangedSince });
+    if (result.changed.length > 0) this.emitForMailbox(mailboxId, 'flags');
+    return result;
+  }
+
+  async expungeMessages(mailboxId: number, uids: number[]): Promise<number[]> {
+    const removed = await this.writer.run('expungeMessages', { mailboxId, uids });
+    if (removed.length > 0) this.emitForMailbox(mailboxId, 'expunged');
+    return removed;
+  }
+
+  async copyMessages(fromMailboxId: number, uids: number[], toMailboxId: number, move: boolean, quota?: QuotaLimit) {
+    const result = await this.writer.run('copyMessages', { fromMailboxId, uids, toMailboxId, move, quota });
+    if (result.ok && result.uidMap.length > 0) {
+      this.emitForMailbox(toMailboxId, 'appended');
+      if (move) this.emitForMailbox(fromMailboxId, 'expunged');
+    }
+    return result;
+  }
+
+  async changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges> {
+    const mailbox = await this.getMailboxById(mailboxId);
+    if (!mailbox) throw new StoreError('not-found', `mailbox ${mailboxId} does not exist`);
+    const changed = (
+      stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').all(
+        mailboxId,
+        modSeq,
+      ) as Parameters<typeof toSummary>[0][]
+    ).map(toSummary);
+    const expunged = (stmt(this.db, 'SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').all(mailboxId, modSeq) as Array<{ uid: number }>).map(
+      (r) => r.uid,
+    );
+    return { highestModSeq: mailbox.highestModSeq, uidNext: mailbox.uidNext, changed, expunged };
+  }
+
+  // Change events
+
+  onChange(listener: (change: StoreChange) => void): () => void {
+    this.listeners.add(listener);
+    this.startExternalPoll();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopExternalPoll();
+    };
+  }
+
+  private emit(change: StoreChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  private emitForMailbox(mailboxId: number, kind: StoreChange['kind']): void {
+    const row = stmt(this.db, 'SELECT account_id AS accountId FROM mailboxes WHERE id = ?').get(mailboxId) as { accountId: number } | undefined;
+    if (row) this.emit({ accountId: row.accountId, mailboxId, kind });
+  }
+
+  /**
+   * Writes by other processes (CLI, maintenance runs) and by this process's writer thread change
+   * PRAGMA data_version of this connection; when it moves without an event of ours, listeners are
+   * told to look ("external"), once per poll.
+   */
+  private startExternalPoll(): void {
+    if (this.pollTimer) return;
+    this.lastDataVersion = this.db.pragma('data_version', { simple: true }) as number;
+    this.pollTimer = setInterval(() => {
+      const version = this.db.pragma('data_version', { simple: true }) as number;
+      if (version !== this.lastDataVersion) {
+        this.lastDataVersion = version;
+        this.emit({ accountId: 0, mailboxId: null, kind: 'external' });
+      }
+    }, 500);
+    this.pollTimer.unref();
+  }
+
+  private stopExternalPoll(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
   async close(): Promise<void> {
+    this.stopExternalPoll();
     await this.writer.close();
     this.db.close();
   }

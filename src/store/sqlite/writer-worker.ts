@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { StoreError } from '../types.js';
 import { openDatabase } from './open.js';
-import { writes, type WriteContext, type WriteOpName } from './writes.js';
+import { allWrites as writes, type WriteContext, type WriteOpName } from './writes.js';
 import type { WorkerReply } from './writer.js';
 
 interface Request {

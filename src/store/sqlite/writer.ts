@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { StoreError } from '../types.js';
-import { writes, type WriteArgs, type WriteContext, type WriteOpName, type WriteResult } from './writes.js';
+import { allWrites as writes, type WriteArgs, type WriteContext, type WriteOpName, type WriteResult } from './writes.js';
 
 export interface Writer {
   run<K extends WriteOpName>(op: K, args: WriteArgs<K>): Promise<WriteResult<K>>;

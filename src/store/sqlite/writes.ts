@@ -5,7 +5,18 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { stmt } from './statements.js';
-import { DEFAULT_MAILBOXES, StoreError, type DeliveryRequest, type DeliveryResult, type RecipientOutcome, type RawSettings } from '../types.js';
+import {
+  DEFAULT_MAILBOXES,
+  StoreError,
+  type DeliveryRequest,
+  type DeliveryResult,
+  type FlagOperation,
+  type FlagUpdateResult,
+  type MessageSummary,
+  type QuotaLimit,
+  type RecipientOutcome,
+  type RawSettings,
+} from '../types.js';
 
 export interface WriteContext {
   db: Database.Database;
@@ -182,17 +193,9 @@ export const writes = {
     }
     if (overQuota) return { stored: false, outcomes };
 
-    const blob = stmt(db, 'SELECT refcount FROM blobs WHERE id = ?').get(req.blobId) as { refcount: number } | undefined;
-    if (blob) {
-      stmt(db, 'UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(req.recipients.length, req.blobId);
-    } else if (req.inlineBytes) {
-      stmt(db, 'INSERT INTO blobs(id, size, refcount, data) VALUES (?, ?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length, req.inlineBytes);
-    } else {
-      // The only writer unlinks orphaned files between transactions, so a file seen here stays
-      // until this commit makes it referenced again.
-      if (!fs.existsSync(ctx.blobPath(req.blobId))) throw new StoreError('not-found', `blob ${req.blobId} is missing`);
-      stmt(db, 'INSERT INTO blobs(id, size, refcount) VALUES (?, ?, ?)').run(req.blobId, req.blobSize, req.recipients.length);
-    }
+    // The only writer unlinks orphaned files between transactions, so a file seen by
+    // referenceBlob stays until this commit makes it referenced again.
+    referenceBlob(ctx, req.blobId, req.blobSize, req.recipients.length, req.inlineBytes);
     const mailboxOf = stmt(db, 'SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
     const bumpMailbox = stmt(db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
     const insert = stmt(db, 
@@ -213,7 +216,268 @@ export const writes = {
   },
 } as const;
 
-export type WriteOps = typeof writes;
+
+// ---------------------------------------------------------------------------------------------
+// Mailboxes and messages (IMAP, POP3, retention). Every change takes the mailbox's next MODSEQ
+// (RFC 7162 §3.1.1: per mailbox, strictly increasing) and keeps usage in the same transaction.
+
+interface MessageRow {
+  id: number;
+  mailbox_id: number;
+  uid: number;
+  modseq: number;
+  flags: string;
+  internal_date: number;
+  size: number;
+  blob_id: string;
+}
+
+export function toSummary(row: MessageRow): MessageSummary {
+  return {
+    id: row.id,
+    uid: row.uid,
+    modSeq: row.modseq,
+    flags: row.flags ? row.flags.split(' ') : [],
+    internalDate: new Date(row.internal_date),
+    size: row.size,
+    blobId: row.blob_id,
+  };
+}
+
+const SUMMARY_COLUMNS = 'id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id';
+
+function mailboxRow(db: Database.Database, mailboxId: number) {
+  const row = stmt(db, 'SELECT id, account_id AS accountId, name, uid_next AS uidNext, highest_modseq AS modseq, uid_validity AS uidValidity FROM mailboxes WHERE id = ?').get(mailboxId) as
+    | { id: number; accountId: number; name: string; uidNext: number; modseq: number; uidValidity: number }
+    | undefined;
+  if (!row) throw new StoreError('not-found', `mailbox ${mailboxId} does not exist`);
+  return row;
+}
+
+function nextModSeq(db: Database.Database, mailboxId: number): number {
+  const row = mailboxRow(db, mailboxId);
+  const modseq = row.modseq + 1;
+  stmt(db, 'UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, mailboxId);
+  return modseq;
+}
+
+function selectByUids(db: Database.Database, mailboxId: number, uids: number[]): MessageRow[] {
+  const rows: MessageRow[] = [];
+  const one = stmt(db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid = ?`);
+  for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+    const row = one.get(mailboxId, uid) as MessageRow | undefined;
+    if (row) rows.push(row);
+  }
+  return rows;
+}
+
+function quotaFailure(db: Database.Database, accountId: number, addBytes: number, addMessages: number, quota: QuotaLimit | undefined) {
+  if (!quota) return null;
+  const usage = stmt(db, 'SELECT used_bytes AS bytes, used_messages AS messages FROM accounts WHERE id = ?').get(accountId) as { bytes: number; messages: number };
+  if ((quota.bytes !== null && usage.bytes + addBytes > quota.bytes) || (quota.messages !== null && usage.messages + addMessages > quota.messages)) {
+    return { ok: false as const, reason: 'over-quota' as const, usage, limit: quota };
+  }
+  return null;
+}
+
+/** Deletes message rows: usage, blob references and the expunge log follow in this transaction. */
+function removeMessages(ctx: WriteContext, mailboxId: number, rows: MessageRow[], modseq: number): void {
+  if (rows.length === 0) return;
+  const mailbox = mailboxRow(ctx.db, mailboxId);
+  const del = stmt(ctx.db, 'DELETE FROM messages WHERE id = ?');
+  const log = stmt(ctx.db, 'INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+  let bytes = 0;
+  const blobs = new Map<string, number>();
+  for (const row of rows) {
+    del.run(row.id);
+    log.run(mailboxId, row.uid, modseq);
+    bytes += row.size;
+    blobs.set(row.blob_id, (blobs.get(row.blob_id) ?? 0) + 1);
+  }
+  stmt(ctx.db, 'UPDATE accounts SET used_bytes = used_bytes - ?, used_messages = used_messages - ? WHERE id = ?').run(bytes, rows.length, mailbox.accountId);
+  for (const [blobId, count] of blobs) releaseBlob(ctx, blobId, count);
+}
+
+function normalizeFlags(flags: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const flag of flags) if (flag && !seen.has(flag.toLowerCase())) seen.set(flag.toLowerCase(), flag);
+  return [...seen.values()];
+}
+
+export const mailboxWrites = {
+  createMailbox(ctx: WriteContext, args: { accountId: number; name: string; specialUse: string | null }) {
+    const exists = stmt(ctx.db, 'SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(args.accountId, args.name);
+    if (exists) throw new StoreError('exists', `mailbox ${args.name} already exists`);
+    const info = stmt(ctx.db, 'INSERT INTO mailboxes(account_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)').run(
+      args.accountId,
+      args.name,
+      args.specialUse,
+      nextCounter(ctx.db, 'uid_validity', Math.floor(Date.now() / 1000)),
+    );
+    return Number(info.lastInsertRowid);
+  },
+
+  deleteMailbox(ctx: WriteContext, args: { accountId: number; mailboxId: number }) {
+    const mailbox = mailboxRow(ctx.db, args.mailboxId);
+    if (mailbox.accountId !== args.accountId) throw new StoreError('not-found', 'no such mailbox');
+    const rows = stmt(ctx.db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ?`).all(args.mailboxId) as MessageRow[];
+    removeMessages(ctx, args.mailboxId, rows, mailbox.modseq + 1);
+    stmt(ctx.db, 'DELETE FROM expunged WHERE mailbox_id = ?').run(args.mailboxId);
+    stmt(ctx.db, 'DELETE FROM mailboxes WHERE id = ?').run(args.mailboxId);
+    return null;
+  },
+
+  renameMailbox(ctx: WriteContext, args: { accountId: number; mailboxId: number; newName: string }) {
+    const mailbox = mailboxRow(ctx.db, args.mailboxId);
+    if (mailbox.accountId !== args.accountId) throw new StoreError('not-found', 'no such mailbox');
+    if (stmt(ctx.db, 'SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(args.accountId, args.newName)) {
+      throw new StoreError('exists', `mailbox ${args.newName} already exists`);
+    }
+    if (mailbox.name === 'INBOX') {
+      // RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox; INBOX stays, empty.
+      const target = mailboxWrites.createMailbox(ctx, { accountId: args.accountId, name: args.newName, specialUse: null });
+      const rows = stmt(ctx.db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(args.mailboxId) as MessageRow[];
+      moveRows(ctx, args.mailboxId, rows, target);
+      return null;
+    }
+    const children = stmt(ctx.db, "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?").all(
+      args.accountId,
+      mailbox.name.length + 1,
+      mailbox.name + '/',
+    ) as Array<{ id: number; name: string }>;
+    // A renamed mailbox is a different mailbox to clients: new UIDVALIDITY (RFC 9051 §2.3.1.1 allows keeping it; changing is safe).
+    stmt(ctx.db, 'UPDATE mailboxes SET name = ? WHERE id = ?').run(args.newName, args.mailboxId);
+    for (const child of children) {
+      stmt(ctx.db, 'UPDATE mailboxes SET name = ? WHERE id = ?').run(args.newName + child.name.slice(mailbox.name.length), child.id);
+    }
+    return null;
+  },
+
+  setSubscribed(ctx: WriteContext, args: { mailboxId: number; subscribed: boolean }) {
+    stmt(ctx.db, 'UPDATE mailboxes SET subscribed = ? WHERE id = ?').run(args.subscribed ? 1 : 0, args.mailboxId);
+    return null;
+  },
+
+  appendMessage(
+    ctx: WriteContext,
+    args: { accountId: number; mailboxId: number; blobId: string; blobSize: number; inlineBytes?: Buffer; flags: string[]; internalDate: number; quota?: QuotaLimit },
+  ) {
+    const mailbox = mailboxRow(ctx.db, args.mailboxId);
+    if (mailbox.accountId !== args.accountId) throw new StoreError('not-found', 'no such mailbox');
+    const failure = quotaFailure(ctx.db, args.accountId, args.blobSize, 1, args.quota);
+    if (failure) return failure;
+    referenceBlob(ctx, args.blobId, args.blobSize, 1, args.inlineBytes);
+    const modseq = mailbox.modseq + 1;
+    stmt(ctx.db, 'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      args.mailboxId,
+      mailbox.uidNext,
+      modseq,
+      normalizeFlags(args.flags).join(' '),
+      args.internalDate,
+      args.blobSize,
+      args.blobId,
+      Buffer.alloc(0),
+    );
+    stmt(ctx.db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(mailbox.uidNext + 1, modseq, args.mailboxId);
+    stmt(ctx.db, 'UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?').run(args.blobSize, args.accountId);
+    return { ok: true as const, uid: mailbox.uidNext, modSeq: modseq, uidValidity: mailbox.uidValidity };
+  },
+
+  updateFlags(ctx: WriteContext, args: { mailboxId: number; uids: number[]; op: FlagOperation; flags: string[]; unchangedSince?: number }): FlagUpdateResult {
+    const rows = selectByUids(ctx.db, args.mailboxId, args.uids);
+    const conflicts: number[] = [];
+    const changed: MessageSummary[] = [];
+    let modseq = 0;
+    const update = stmt(ctx.db, 'UPDATE messages SET flags = ?, modseq = ? WHERE id = ?');
+    for (const row of rows) {
+      if (args.unchangedSince !== undefined && row.modseq > args.unchangedSince) {
+        conflicts.push(row.uid);
+        continue;
+      }
+      const current = row.flags ? row.flags.split(' ') : [];
+      const lower = new Set(args.flags.map((f) => f.toLowerCase()));
+      let next: string[];
+      if (args.op === 'replace') next = normalizeFlags(args.flags);
+      else if (args.op === 'add') next = normalizeFlags([...current, ...args.flags]);
+      else next = current.filter((f) => !lower.has(f.toLowerCase()));
+      if (next.join(' ') === current.join(' ')) continue;
+      if (modseq === 0) modseq = nextModSeq(ctx.db, args.mailboxId);
+      update.run(next.join(' '), modseq, row.id);
+      changed.push(toSummary({ ...row, flags: next.join(' '), modseq }));
+    }
+    return { changed, conflicts };
+  },
+
+  expungeMessages(ctx: WriteContext, args: { mailboxId: number; uids: number[] }) {
+    const rows = selectByUids(ctx.db, args.mailboxId, args.uids);
+    if (rows.length === 0) return [];
+    removeMessages(ctx, args.mailboxId, rows, nextModSeq(ctx.db, args.mailboxId));
+    return rows.map((r) => r.uid);
+  },
+
+  copyMessages(ctx: WriteContext, args: { fromMailboxId: number; uids: number[]; toMailboxId: number; move: boolean; quota?: QuotaLimit }) {
+    const from = mailboxRow(ctx.db, args.fromMailboxId);
+    const to = mailboxRow(ctx.db, args.toMailboxId);
+    if (from.accountId !== to.accountId) throw new StoreError('invalid', 'messages can only be copied within one account');
+    const rows = selectByUids(ctx.db, args.fromMailboxId, args.uids);
+    // A move within one account does not change usage; a copy adds every copied message.
+    if (!args.move) {
+      const failure = quotaFailure(ctx.db, to.accountId, rows.reduce((sum, r) => sum + r.size, 0), rows.length, args.quota);
+      if (failure) return failure;
+    }
+    const uidMap = args.move ? moveRows(ctx, args.fromMailboxId, rows, args.toMailboxId) : copyRows(ctx, rows, args.toMailboxId);
+    return { ok: true as const, uidMap, uidValidity: to.uidValidity };
+  },
+} as const;
+
+/** Inserts copies of rows into a mailbox with new UIDs; usage and blob references grow. */
+function copyRows(ctx: WriteContext, rows: MessageRow[], toMailboxId: number): Array<[number, number]> {
+  if (rows.length === 0) return [];
+  const to = mailboxRow(ctx.db, toMailboxId);
+  const modseq = to.modseq + 1;
+  let uid = to.uidNext;
+  const uidMap: Array<[number, number]> = [];
+  const insert = stmt(
+    ctx.db,
+    'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) SELECT ?, ?, ?, flags, internal_date, size, blob_id, header_prefix FROM messages WHERE id = ?',
+  );
+  let bytes = 0;
+  for (const row of rows) {
+    insert.run(toMailboxId, uid, modseq, row.id);
+    stmt(ctx.db, 'UPDATE blobs SET refcount = refcount + 1 WHERE id = ?').run(row.blob_id);
+    uidMap.push([row.uid, uid]);
+    uid++;
+    bytes += row.size;
+  }
+  stmt(ctx.db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(uid, modseq, toMailboxId);
+  stmt(ctx.db, 'UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + ? WHERE id = ?').run(bytes, rows.length, to.accountId);
+  return uidMap;
+}
+
+/** RFC 6851 MOVE: copy then expunge the originals, in one transaction. */
+function moveRows(ctx: WriteContext, fromMailboxId: number, rows: MessageRow[], toMailboxId: number): Array<[number, number]> {
+  const uidMap = copyRows(ctx, rows, toMailboxId);
+  if (rows.length > 0) removeMessages(ctx, fromMailboxId, rows, nextModSeq(ctx.db, fromMailboxId));
+  return uidMap;
+}
+
+/** Adds references to a blob, creating its row (inline bytes, or a file that must exist). */
+function referenceBlob(ctx: WriteContext, blobId: string, size: number, count: number, inlineBytes?: Buffer): void {
+  const blob = stmt(ctx.db, 'SELECT refcount FROM blobs WHERE id = ?').get(blobId);
+  if (blob) {
+    stmt(ctx.db, 'UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(count, blobId);
+  } else if (inlineBytes) {
+    stmt(ctx.db, 'INSERT INTO blobs(id, size, refcount, data) VALUES (?, ?, ?, ?)').run(blobId, size, count, inlineBytes);
+  } else {
+    if (!fs.existsSync(ctx.blobPath(blobId))) throw new StoreError('not-found', `blob ${blobId} is missing`);
+    stmt(ctx.db, 'INSERT INTO blobs(id, size, refcount) VALUES (?, ?, ?)').run(blobId, size, count);
+  }
+}
+
+export const allWrites = { ...writes, ...mailboxWrites } as const;
+export type AllWriteOps = typeof allWrites;
+
+export type WriteOps = typeof allWrites;
 export type WriteOpName = keyof WriteOps;
 export type WriteArgs<K extends WriteOpName> = Parameters<WriteOps[K]>[1];
 export type WriteResult<K extends WriteOpName> = ReturnType<WriteOps[K]>;
