@@ -8,11 +8,13 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/types.js';
 import { loadTlsMaterial } from './tls/certificates.js';
 import { InboundSmtpServer } from './smtp/inbound.js';
+import { ImapServer } from './imap/server.js';
+import { AuthThrottle } from './auth/throttle.js';
 
 export const LISTENER_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
 export type ListenerName = (typeof LISTENER_NAMES)[number];
 /** Listeners this version implements; the others are refused with a clear message. */
-export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp']);
+export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp', 'imap', 'imaps']);
 
 export interface ListeningOn {
   name: ListenerName;
@@ -51,6 +53,8 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   store.blobs.sweepTemporaryFiles();
   const tls = await loadTlsMaterial({ certFile: config.tls.cert, keyFile: config.tls.key, dataDir, hostname: config.hostname });
 
+  const throttle = new AuthThrottle(() => ({ failureDelaySeconds: config.auth.failure_delay, windowSeconds: config.auth.failure_window }));
+  const services = { config: () => config, store, throttle, log };
   const listening: ListeningOn[] = [];
   const stoppers: Array<() => Promise<void>> = [];
   try {
@@ -60,6 +64,11 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
         const smtp = new InboundSmtpServer({ config: () => config, store, tls, log });
         const address = await smtp.listen(host, port);
         stoppers.push(() => smtp.close());
+        listening.push({ name, host: address.address, port: address.port });
+      } else if (name === 'imap' || name === 'imaps') {
+        const imap = new ImapServer(services, tls, name === 'imaps');
+        const address = await imap.listen(host, port);
+        stoppers.push(() => imap.close());
         listening.push({ name, host: address.address, port: address.port });
       }
     }

@@ -110,6 +110,28 @@ export const configSchema = z.object({
       reverse_dns: z.boolean().default(false).describe('Look up the client\'s host name (PTR) for the Received header; off by default so that a slow resolver never delays greetings.'),
     })
     .prefault({}),
+  imap: z
+    .object({
+      max_line_length: z.number().int().min(1000).default(65536).describe('Longest command line in bytes (literals aside); longer ones close the connection with BYE.'),
+      max_literal: size().prefault('25M').describe('Largest literal, announced as APPENDLIMIT (RFC 7889); larger APPENDs get NO [TOOBIG] before anything is buffered.'),
+      max_command_size: size().prefault('26M').describe('Largest whole command (lines and literals).'),
+      max_connections: z.number().int().positive().default(5000).describe('Simultaneous IMAP connections in total.'),
+      max_connections_per_ip: z.number().int().positive().default(50).describe('Simultaneous IMAP connections from one IP address.'),
+      idle_timeout: duration().prefault('30m').describe('An authenticated connection silent this long is closed (RFC 9051 §5.4: at least 30 minutes); IDLE connections are re-checked likewise.'),
+      login_timeout: duration().prefault('60s').describe('A connection that has not authenticated within this time is closed.'),
+      protect_special_use: z.boolean().default(true).describe('Refuse DELETE and RENAME of mailboxes with a special-use role (INBOX, Sent, Drafts, Trash, Junk, Archive).'),
+    })
+    .prefault({}),
+  auth: z
+    .object({
+      plaintext: z
+        .enum(['loopback', 'always', 'never'])
+        .default('loopback')
+        .describe('Where passwords may be sent without TLS: "loopback" (only from 127.0.0.0/8 and ::1), "always", or "never". Elsewhere IMAP advertises LOGINDISABLED until STARTTLS.'),
+      failure_delay: duration().prefault('2s').describe('Delay before answering a failed authentication; doubled for each further failure from the same IP or for the same account (up to 30 s).'),
+      failure_window: duration().prefault('15m').describe('How long failed authentications are remembered for throttling.'),
+    })
+    .prefault({}),
   policy: policySchema.prefault({}),
   storage: z
     .object({

@@ -4,7 +4,8 @@
 /** A parsed argument of a command. Literals arrive as `string` tokens with literal: true. */
 export type ImapToken =
   | { type: 'atom'; value: string } // includes NIL, numbers, sequence sets, flags (\Seen), section specs
-  | { type: 'string'; value: Buffer; literal: boolean } // quoted or literal; bytes as sent
+  | { type: 'string'; value: Buffer; literal: boolean; binary?: boolean } // quoted or literal; bytes as sent
+  // binary: true for a literal8 (~{N}, RFC 3516 §4.2), whose bytes may include NUL.
   | { type: 'list'; items: ImapToken[] } // ( ... )
   | { type: 'section'; name: string; section: string; partial?: { offset: number; length: number } };
 // `section` is for fetch attributes with brackets, e.g. BODY.PEEK[HEADER.FIELDS (From To)]<0.100>:

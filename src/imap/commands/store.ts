@@ -1,0 +1,3 @@
+import type { CommandSpec } from '../context.js';
+
+export const storeCommands: CommandSpec[] = [];

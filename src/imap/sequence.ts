@@ -1,0 +1,50 @@
+// Sequence sets against a mailbox view (RFC 9051 §9 sequence-set): "*" is the largest number in
+// use, ranges may be written backwards, and "$" is the saved search result (RFC 5182).
+
+import type { SequenceSet } from './protocol/types.js';
+import type { SelectedMailbox, ViewMessage } from './selected.js';
+
+/** The messages a sequence set names, in ascending order, without duplicates. */
+export function resolveSet(view: SelectedMailbox, set: SequenceSet, byUid: boolean, saved: number[]): ViewMessage[] {
+  if (set === '$') {
+    const wanted = new Set(saved);
+    return view.messages.filter((m) => wanted.has(m.uid));
+  }
+  const messages = view.messages;
+  if (messages.length === 0) return [];
+  const picked = new Set<ViewMessage>();
+  if (byUid) {
+    const maxUid = messages[messages.length - 1]!.uid;
+    for (const range of set) {
+      let from = range.from === Infinity ? maxUid : range.from;
+      let to = range.to === Infinity ? maxUid : range.to;
+      if (from > to) [from, to] = [to, from];
+      // RFC 9051 §6.4.8: a range "n:*" with n above every UID still names the last message.
+      for (const message of messages) if (message.uid >= from && message.uid <= to) picked.add(message);
+    }
+  } else {
+    const max = messages.length;
+    for (const range of set) {
+      let from = range.from === Infinity ? max : range.from;
+      let to = range.to === Infinity ? max : range.to;
+      if (from > to) [from, to] = [to, from];
+      if (from < 1 || to > max) throw new RangeError('sequence number out of range');
+      for (let seq = from; seq <= to; seq++) picked.add(messages[seq - 1]!);
+    }
+  }
+  return messages.filter((m) => picked.has(m));
+}
+
+/** "1,3:5,9" from a sorted or unsorted list of numbers (used for UID sets in responses). */
+export function compressUids(uids: number[]): string {
+  const sorted = [...new Set(uids)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let i = 0;
+  while (i < sorted.length) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j === i ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
