@@ -9,6 +9,12 @@
 //
 // Leniencies (deliberate, common among servers): a bare LF may end the command (as the framer
 // accepts it), the final CRLF may be missing, and runs of spaces between arguments are accepted.
+//
+// Known limit: "[" after BODY, BODY.PEEK, BINARY, BINARY.PEEK or BINARY.SIZE always starts a
+// section, so an unquoted mailbox atom like `body[1]` comes back as a section token (tokenText
+// rebuilds it, with the name upper-cased). Other atoms keep "[" as an ordinary ATOM-CHAR.
+// Helpers that get text, not a command (parseSequenceSet, dates), throw with tag null: the
+// handler knows the tag.
 
 import { isTagChar } from './framer.js';
 import { ImapSyntaxError, type ImapCommand, type ImapToken, type SequenceRange, type SequenceSet } from './types.js';
