@@ -682,6 +682,7 @@ describe('IMAP session', () => {
       assert.equal(uses.Archive, '\\Archive');
       assert.equal(uses.INBOX, '\\Inbox');
       const status = await client.status('INBOX', { messages: true, unseen: true, uidNext: true });
+      assert.ok(status, 'imapflow STATUS');
       assert.equal(status.messages, 2);
       assert.equal(status.unseen, 2);
     } finally {
@@ -854,7 +855,6 @@ describe('IMAP session', () => {
       const before = flagsOf((await c.ok('FETCH 1 (FLAGS)')).untagged[0]!);
       await c.ok('FETCH 1 (BODY[TEXT])');
       assert.deepEqual(flagsOf((await c.ok('FETCH 1 (FLAGS)')).untagged[0]!), before);
-      await c.ok(`UID STORE ${uids[0]} -FLAGS.SILENT ($Forwarded)`).catch(() => undefined);
       assert.match((await c.command('SELECT Nowhere')).tagged, /^T\d+ NO /);
       assert.equal((await c.command('FETCH 1 (FLAGS)')).status, 'BAD', 'a failed SELECT deselects');
     } finally {
@@ -958,12 +958,12 @@ describe('IMAP session', () => {
       const env = msg.envelope!;
       assert.equal(env.subject, 'Multipart fetch test');
       assert.equal(env.messageId, '<multipart@sender.example>');
-      assert.equal(env.date?.toISOString(), '2026-11-02T10:00:00.000Z');
+      assert.equal(new Date(env.date ?? 0).toISOString(), '2026-11-02T10:00:00.000Z');
       assert.deepEqual(env.from, [{ name: 'Alice Example', address: 'alice@sender.example' }]);
       assert.deepEqual(env.sender, env.from, 'sender defaults to From');
       assert.deepEqual(env.replyTo, env.from, 'reply-to defaults to From');
       assert.deepEqual(env.to, [{ name: 'Bob', address: 'bob@example.test' }]);
-      assert.deepEqual(env.cc, [{ address: 'carol@example.test' }].map((a) => ({ name: '', ...a })).map(({ name, address }) => (name ? { name, address } : { address })).length === 1 ? env.cc : [], 'cc present');
+      assert.equal(env.cc?.length, 1, 'one Cc');
       assert.equal(env.cc?.[0]?.address, 'carol@example.test');
 
       const bs = msg.bodyStructure!;
@@ -993,6 +993,7 @@ describe('IMAP session', () => {
       assert.equal(msg.headers?.toString(), 'From: Alice Example <alice@sender.example>\r\nSubject: Multipart fetch test\r\n\r\n');
 
       const { content, meta } = await client.download(String(uid), '2', { uid: true });
+      assert.ok(content && meta, 'download');
       const chunks: Buffer[] = [];
       for await (const chunk of content) chunks.push(chunk as Buffer);
       assert.deepEqual(Buffer.concat(chunks), mp.attachment, 'download decodes the attachment to the original bytes');

@@ -107,6 +107,14 @@ function printQuickStart(listening: Array<{ name: string; host: string; port: nu
     lines.push(`  swaks --server ${smtp.host}:${smtp.port} --to ${DEMO_USER}`);
     lines.push('Then see it counted:', '  npx yubin user list');
   }
+  const imap = listening.find((l) => l.name === 'imap');
+  if (imap) {
+    lines.push('', `Read it over IMAP (or point Thunderbird at ${imap.host}:${imap.port}, STARTTLS, normal password):`);
+    const password = demo ? demo.password : 'PASSWORD';
+    lines.push(
+      `  python3 -c "import imaplib; m = imaplib.IMAP4('${imap.host}', ${imap.port}); m.login('${DEMO_USER}', '${password}'); m.select(); print(m.fetch('1:*', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')); m.logout()"`,
+    );
+  }
   lines.push('');
   console.log(lines.join('\n'));
 }
