@@ -116,7 +116,9 @@ export const selectCommands: CommandSpec[] = [
     async handle({ session }) {
       const view = session.selected!;
       if (!view.readOnly) {
-        const doomed = view.messages.filter((m) => m.flags.some((f) => f.toLowerCase() === '\\deleted')).map((m) => m.uid);
+        // Flags other sessions changed count (CLOSE sends no untagged EXPUNGE, so refresh only).
+        await view.refresh(session.services.store);
+        const doomed = view.messages.filter((m) => !m.expunged && m.flags.some((f) => f.toLowerCase() === '\\deleted')).map((m) => m.uid);
         if (doomed.length > 0) await session.services.store.expungeMessages(view.mailbox.id, doomed);
       }
       session.selected = null;
