@@ -198,7 +198,7 @@ export function decodeEncodedWords(text: string): string {
 // ---------------------------------------------------------------------------------------------
 // Structured MIME header values (RFC 2045 §5.1, RFC 2183, RFC 2231)
 
-interface RawParam {
+export interface RawParam {
   name: string; // lower case
   value: string; // latin1 (one char per byte), quotes removed
 }
@@ -822,10 +822,6 @@ export function parseMessage(raw: Buffer): ParsedMessage {
 
 // ---------------------------------------------------------------------------------------------
 // Section numbers (RFC 9051 §6.4.5)
-
-function isMessagePart(part: MimePart): boolean {
-  return part.message !== null;
-}
 
 /**
  * The entity an IMAP section number ("1", "1.2", ...) refers to, or null. Part 1 of a

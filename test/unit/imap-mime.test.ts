@@ -451,7 +451,7 @@ describe('IMAP MIME: structure edge cases', () => {
     assert.equal(sectionBytes(raw, parsed, 'HEADER.FIELDS (subject)').toString(), 'Subject: lf\n\r\n');
   });
 
-  it('treats a part with no header as text/plain us-ascii, and a digest part as message/rfc822', () => {
+  it('treats a part with no header as text/plain us-ascii (RFC 2045 §5.2)', () => {
     const raw = msg(['Content-Type: multipart/mixed; boundary=z', '', '--z', '', 'no header', '--z--', '']);
     assert.equal(wire(bodyStructure(parseMessage(raw), raw, false)), '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 9 1) "MIXED")');
   });
