@@ -122,6 +122,24 @@ export const configSchema = z.object({
       protect_special_use: z.boolean().default(true).describe('Refuse DELETE and RENAME of mailboxes with a special-use role (INBOX, Sent, Drafts, Trash, Junk, Archive).'),
     })
     .prefault({}),
+  pop3: z
+    .object({
+      max_line_length: z
+        .number()
+        .int()
+        .min(512)
+        .default(4096)
+        .describe(
+          'Longest command line in bytes (RFC 2449 §4 allows clients 255); a longer line gets -ERR and is skipped, and one beyond 16 times this (at least 64K) closes the connection.',
+        ),
+      max_connections: z.number().int().positive().default(1000).describe('Simultaneous POP3 connections in total; further ones get -ERR [SYS/TEMP] and are closed.'),
+      max_connections_per_ip: z.number().int().positive().default(50).describe('Simultaneous POP3 connections from one IP address; further ones get -ERR [SYS/TEMP] and are closed.'),
+      idle_timeout: duration()
+        .refine((seconds) => seconds >= 600, { message: 'must be at least 10 minutes (RFC 1939 §3)' })
+        .prefault('10m')
+        .describe('A connection silent this long is closed without deleting anything (RFC 1939 §3: at least 10 minutes).'),
+    })
+    .prefault({}),
   auth: z
     .object({
       plaintext: z

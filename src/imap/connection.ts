@@ -20,7 +20,7 @@ import { capabilityList } from './capabilities.js';
 import { writeUpdates } from './updates.js';
 
 /** Commands during which EXPUNGE responses must not be sent (RFC 9051 §7.5.1), unless UID form. */
-const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH']);
+const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 /** Most commands waiting behind the running one before the client is told BYE. */
 const MAX_QUEUED_COMMANDS = 1000;
 

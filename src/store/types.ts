@@ -268,6 +268,11 @@ export interface Store {
     move: boolean,
     quota?: QuotaLimit,
   ): Promise<QuotaOutcome<{ uidMap: Array<[number, number]>; uidValidity: number }>>;
+  /**
+   * POP3: records the first retrieval of messages (ids from the summaries). Only messages not
+   * yet marked get the date; unknown ids are ignored. Not a mailbox change (no MODSEQ, no event).
+   */
+  markRetrieved(messageIds: number[], at: Date): Promise<void>;
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   /** Subscribes to change events of this store (this process, and others via polling). Returns an unsubscribe function. */
   onChange(listener: (change: StoreChange) => void): () => void;

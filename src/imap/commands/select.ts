@@ -78,6 +78,8 @@ async function select(session: Session, args: ImapToken[], readOnly: boolean) {
   }
   session.selected = view;
   session.state = 'selected';
+  // RFC 5182 §2.1: the saved search result is emptied by a successful SELECT/EXAMINE.
+  session.savedSearch = [];
   return ok(`${readOnly ? 'EXAMINE' : 'SELECT'} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
 }
 

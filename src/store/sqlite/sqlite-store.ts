@@ -443,6 +443,11 @@ export class SqliteStore implements Store {
     return result;
   }
 
+  async markRetrieved(messageIds: number[], at: Date): Promise<void> {
+    if (messageIds.length === 0) return;
+    await this.writer.run('markRetrieved', { messageIds, at: at.getTime() });
+  }
+
   async changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges> {
     const mailbox = await this.getMailboxById(mailboxId);
     if (!mailbox) throw new StoreError('not-found', `mailbox ${mailboxId} does not exist`);

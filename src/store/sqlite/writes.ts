@@ -428,6 +428,17 @@ export const mailboxWrites = {
     const uidMap = args.move ? moveRows(ctx, args.fromMailboxId, rows, args.toMailboxId) : copyRows(ctx, rows, args.toMailboxId);
     return { ok: true as const, uidMap, uidValidity: to.uidValidity };
   },
+
+  /**
+   * POP3: records the first time each message was retrieved (RETR, or TOP of the whole message);
+   * a message already marked keeps its first date. Not a mailbox change: no MODSEQ, no event.
+   */
+  markRetrieved(ctx: WriteContext, args: { messageIds: number[]; at: number }) {
+    const mark = stmt(ctx.db, 'UPDATE messages SET pop_retrieved_at = ? WHERE id = ? AND pop_retrieved_at IS NULL');
+    let marked = 0;
+    for (const id of new Set(args.messageIds)) marked += mark.run(args.at, id).changes;
+    return marked;
+  },
 } as const;
 
 /** Inserts copies of rows into a mailbox with new UIDs; usage and blob references grow. */
