@@ -279,7 +279,7 @@ describe('IMAP hostile input', () => {
     }
   });
 
-  it('a 10 MB line without CRLF: BYE and closed, memory bounded', async () => {
+  it('a 10 MB line without CRLF: BYE and closed, memory bounded', async (t) => {
     const c = await greeted(imap);
     const pid = server.proc.pid!;
     const rssBefore = rssOf(pid);
@@ -306,6 +306,7 @@ describe('IMAP hostile input', () => {
       c.close();
     }
     const growth = peak - rssBefore;
+    t.diagnostic(`server RSS ${(rssBefore / 1048576).toFixed(1)} MiB before, peak ${(peak / 1048576).toFixed(1)} MiB`);
     assert.ok(growth < 48 * 1024 * 1024, `server RSS grew by ${(growth / 1048576).toFixed(1)} MiB for a 10 MB line`);
     await assertServerUp(server, imap);
   });
@@ -472,7 +473,7 @@ describe('IMAP hostile input', () => {
     }
   });
 
-  it('a pipelined flood of 5,000 commands: all answered in order, or BYE; server up', async () => {
+  it('a pipelined flood of 5,000 commands: all answered in order, or BYE; server up', async (t) => {
     const c = await loggedIn(imap);
     try {
       let burst = '';
@@ -498,6 +499,7 @@ describe('IMAP hostile input', () => {
           if (answered === 5000) break;
         }
       }
+      t.diagnostic(`answered ${answered}, BYE ${bye}`);
       assert.ok(answered === 5000 || bye, `answered ${answered}, BYE ${bye}`);
     } finally {
       c.close();

@@ -51,17 +51,28 @@ function parseItems(token: ImapToken): FetchItem[] {
   return items;
 }
 
-/** Parsed messages by message id (the header prefix differs per recipient, so not by blob). */
+/**
+ * Recently parsed messages by message id (the header prefix differs per recipient, so not by
+ * blob): clients fetch a message's structure, then its parts. Bounded by count and by bytes.
+ */
 const parseCache = new Map<number, { raw: Buffer; parsed: ParsedMessage }>();
-const PARSE_CACHE_MAX = 256;
+const PARSE_CACHE_MAX_ENTRIES = 256;
+const PARSE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+let parseCacheBytes = 0;
 
 async function load(session: Session, message: ViewMessage): Promise<{ raw: Buffer; parsed: ParsedMessage }> {
   const cached = parseCache.get(message.id);
   if (cached) return cached;
   const raw = await session.services.store.readMessageById(message.id);
   const entry = { raw, parsed: parseMessage(raw) };
-  if (parseCache.size >= PARSE_CACHE_MAX) parseCache.delete(parseCache.keys().next().value!);
+  if (raw.length > PARSE_CACHE_MAX_BYTES / 4) return entry;
+  while (parseCache.size > 0 && (parseCache.size >= PARSE_CACHE_MAX_ENTRIES || parseCacheBytes + raw.length > PARSE_CACHE_MAX_BYTES)) {
+    const [oldestId, oldest] = parseCache.entries().next().value!;
+    parseCache.delete(oldestId);
+    parseCacheBytes -= oldest.raw.length;
+  }
   parseCache.set(message.id, entry);
+  parseCacheBytes += raw.length;
   return entry;
 }
 

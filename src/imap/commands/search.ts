@@ -62,7 +62,9 @@ function searchEnv(session: Session): SearchEnv {
 /** The decoded text of a message (cached per blob); null when it cannot be read. */
 async function messageText(session: Session, message: ViewMessage): Promise<MessageText | null> {
   try {
-    return await textCache.load(message.blobId, () => session.services.store.readMessageById(message.id));
+    // Keyed by message, not blob: the per-recipient header prefix (Delivered-To) must never be
+    // searchable by another recipient of the same content (a Bcc would show).
+    return await textCache.load(`m${message.id}`, () => session.services.store.readMessageById(message.id));
   } catch (err) {
     session.services.log.warn({ session: session.id, messageId: message.id, err: (err as Error)?.message ?? String(err) }, 'search: message unreadable');
     return null;

@@ -2,14 +2,10 @@
 //
 // Decoding a message (MIME parsing, transfer decoding, charset conversion, encoded-words) costs
 // far more than matching, and clients repeat searches (a filter typed letter by letter, a sorted
-// view refreshed). The cache is a bounded LRU keyed by blobId: copies of a message in several
-// mailboxes (and deliveries to several recipients) share one entry. Bounded by entry count and
-// by total characters, so a few huge messages cannot hold the memory. Loads of the same blob
-// that overlap share one read.
-//
-// Note: the text is built from the message's full octets (header prefix + blob), so the
-// per-recipient prefix fields (Return-Path, Delivered-To) of the copy first read are the ones
-// cached for all copies.
+// view refreshed). The cache is a bounded LRU keyed by the caller's key (the message id: the
+// text includes the per-recipient header prefix, which must stay private to that recipient).
+// Bounded by entry count and by total characters, so a few huge messages cannot hold the
+// memory. Overlapping loads of the same key share one read.
 
 import { parseMessage } from '../../mime/message-parts.js';
 import { searchableText, searchFold } from '../../mime/search-text.js';
