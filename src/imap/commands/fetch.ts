@@ -52,16 +52,19 @@ function parseItems(token: ImapToken): FetchItem[] {
 }
 
 /**
- * Recently parsed messages by message id (the header prefix differs per recipient, so not by
+ * Recently parsed messages per message copy (the header prefix differs per recipient, so not by
  * blob): clients fetch a message's structure, then its parts. Bounded by count and by bytes.
  */
-const parseCache = new Map<number, { raw: Buffer; parsed: ParsedMessage }>();
+const parseCache = new Map<string, { raw: Buffer; parsed: ParsedMessage }>();
 const PARSE_CACHE_MAX_ENTRIES = 256;
 const PARSE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 let parseCacheBytes = 0;
 
 async function load(session: Session, message: ViewMessage): Promise<{ raw: Buffer; parsed: ParsedMessage }> {
-  const cached = parseCache.get(message.id);
+  // UIDVALIDITY comes from a store-wide counter, so (UIDVALIDITY, UID) names one message copy
+  // forever; row ids may be reused after deletions and must not be cache keys.
+  const key = `${session.selected!.mailbox.uidValidity}:${message.uid}`;
+  const cached = parseCache.get(key);
   if (cached) return cached;
   const raw = await session.services.store.readMessageById(message.id);
   const entry = { raw, parsed: parseMessage(raw) };
@@ -71,7 +74,7 @@ async function load(session: Session, message: ViewMessage): Promise<{ raw: Buff
     parseCache.delete(oldestId);
     parseCacheBytes -= oldest.raw.length;
   }
-  parseCache.set(message.id, entry);
+  parseCache.set(key, entry);
   parseCacheBytes += raw.length;
   return entry;
 }

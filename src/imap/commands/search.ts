@@ -62,9 +62,10 @@ function searchEnv(session: Session): SearchEnv {
 /** The decoded text of a message (cached per blob); null when it cannot be read. */
 async function messageText(session: Session, message: ViewMessage): Promise<MessageText | null> {
   try {
-    // Keyed by message, not blob: the per-recipient header prefix (Delivered-To) must never be
-    // searchable by another recipient of the same content (a Bcc would show).
-    return await textCache.load(`m${message.id}`, () => session.services.store.readMessageById(message.id));
+    // Keyed by message copy, not blob: the per-recipient header prefix (Delivered-To) must never
+    // be searchable by another recipient of the same content (a Bcc would show). UIDVALIDITY is
+    // store-wide unique, so (UIDVALIDITY, UID) is never reused; row ids can be.
+    return await textCache.load(`${session.selected!.mailbox.uidValidity}:${message.uid}`, () => session.services.store.readMessageById(message.id));
   } catch (err) {
     session.services.log.warn({ session: session.id, messageId: message.id, err: (err as Error)?.message ?? String(err) }, 'search: message unreadable');
     return null;
