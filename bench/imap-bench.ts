@@ -706,7 +706,11 @@ async function idleConnections(server: Server, count: number): Promise<IdleResul
   const wakeStarted = process.hrtime.bigint();
   await timed('idle: APPEND and wake-up', async () => {
     expectOk(await appender.command('APPEND INBOX ', generateMessage(prng(7), 1, IDLE_USER, 2048).bytes), 'APPEND');
-    if (clients.length > 0) await Promise.race([everyone, new Promise((r) => setTimeout(r, 60_000))]);
+    if (clients.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([everyone, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+      clearTimeout(timer);
+    }
   });
   result.woken = woken;
   if (woken === clients.length) result.wakeMs = Number(process.hrtime.bigint() - wakeStarted) / 1e6;

@@ -247,8 +247,12 @@ export interface Store {
   // Messages in a mailbox (IMAP, POP3, retention)
   listMessageSummaries(mailboxId: number): Promise<MessageSummary[]>;
   getMessageSummary(mailboxId: number, uid: number): Promise<MessageSummary | null>;
-  /** The message's full octets, by summary. */
-  readMessageById(messageId: number): Promise<Buffer>;
+  /**
+   * The message's full octets. Row ids can be reused after deletions: callers holding an id from
+   * an earlier listing pass the mailbox and UID they expect, and get StoreError('not-found') if the
+   * row is now another message.
+   */
+  readMessageById(messageId: number, expected?: { mailboxId: number; uid: number }): Promise<Buffer>;
   appendMessage(req: {
     accountId: number;
     mailboxId: number;

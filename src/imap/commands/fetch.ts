@@ -66,7 +66,7 @@ async function load(session: Session, message: ViewMessage): Promise<{ raw: Buff
   const key = `${session.selected!.mailbox.uidValidity}:${message.uid}`;
   const cached = parseCache.get(key);
   if (cached) return cached;
-  const raw = await session.services.store.readMessageById(message.id);
+  const raw = await session.services.store.readMessageById(message.id, { mailboxId: session.selected!.mailbox.id, uid: message.uid });
   const entry = { raw, parsed: parseMessage(raw) };
   if (raw.length > PARSE_CACHE_MAX_BYTES / 4) return entry;
   while (parseCache.size > 0 && (parseCache.size >= PARSE_CACHE_MAX_ENTRIES || parseCacheBytes + raw.length > PARSE_CACHE_MAX_BYTES)) {

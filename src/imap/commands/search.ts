@@ -65,7 +65,7 @@ async function messageText(session: Session, message: ViewMessage): Promise<Mess
     // Keyed by message copy, not blob: the per-recipient header prefix (Delivered-To) must never
     // be searchable by another recipient of the same content (a Bcc would show). UIDVALIDITY is
     // store-wide unique, so (UIDVALIDITY, UID) is never reused; row ids can be.
-    return await textCache.load(`${session.selected!.mailbox.uidValidity}:${message.uid}`, () => session.services.store.readMessageById(message.id));
+    return await textCache.load(`${session.selected!.mailbox.uidValidity}:${message.uid}`, () => session.services.store.readMessageById(message.id, { mailboxId: session.selected!.mailbox.id, uid: message.uid }));
   } catch (err) {
     session.services.log.warn({ session: session.id, messageId: message.id, err: (err as Error)?.message ?? String(err) }, 'search: message unreadable');
     return null;

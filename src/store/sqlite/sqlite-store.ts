@@ -387,9 +387,13 @@ export class SqliteStore implements Store {
     return row ? toSummary(row as Parameters<typeof toSummary>[0]) : null;
   }
 
-  async readMessageById(messageId: number): Promise<Buffer> {
-    const row = stmt(this.db, 'SELECT header_prefix AS prefix, blob_id AS blobId FROM messages WHERE id = ?').get(messageId) as { prefix: Buffer; blobId: string } | undefined;
-    if (!row) throw new StoreError('not-found', `message ${messageId} does not exist`);
+  async readMessageById(messageId: number, expected?: { mailboxId: number; uid: number }): Promise<Buffer> {
+    const row = stmt(this.db, 'SELECT header_prefix AS prefix, blob_id AS blobId, mailbox_id AS mailboxId, uid FROM messages WHERE id = ?').get(messageId) as
+      | { prefix: Buffer; blobId: string; mailboxId: number; uid: number }
+      | undefined;
+    if (!row || (expected && (row.mailboxId !== expected.mailboxId || row.uid !== expected.uid))) {
+      throw new StoreError('not-found', `message ${messageId} does not exist`);
+    }
     const body = await this.readBlob(row.blobId);
     return row.prefix.length > 0 ? Buffer.concat([row.prefix, body]) : body;
   }
