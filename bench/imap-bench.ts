@@ -560,6 +560,8 @@ async function largeMailbox(server: Server, expected: Loaded, messages: number, 
     return reply;
   };
   await step('LOGIN', 'LOGIN', `LOGIN ${quoted(BIG_USER)} ${quoted(PASSWORD)}`);
+  // A one-line reply: the round trip every other figure includes.
+  await step('NOOP (one-line reply)', 'NOOP', 'NOOP');
   const select = await step(`SELECT INBOX (${messages} messages)`, 'SELECT', 'SELECT INBOX');
   check(existsOf(select) === messages, `SELECT: ${existsOf(select)} EXISTS, expected ${messages}`);
   const fetchAll = await step('UID FETCH 1:* (UID FLAGS)', 'UID FETCH', 'UID FETCH 1:* (UID FLAGS)');
@@ -659,27 +661,43 @@ interface IdleResult {
   woken: number;
 }
 
+/** One connection that has logged in, selected the idle user's INBOX and is idling. */
+async function openIdler(server: Server): Promise<ImapClient> {
+  const client = await ImapClient.connect(server.host, server.imapPort);
+  try {
+    expectOk(await client.command(`LOGIN ${quoted(IDLE_USER)} ${quoted(PASSWORD)}`), 'LOGIN');
+    expectOk(await client.command('SELECT INBOX'), 'SELECT');
+    client.keepUntagged = false;
+    await client.idle();
+    return client;
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+}
+
+/**
+ * Part 3, on a server of its own (part 1 leaves caches and garbage that a collection during
+ * this part would free, hiding the figure): a few idlers first, so that the code paths are
+ * warm; the baseline RSS once they are gone; then K idlers.
+ */
 async function idleConnections(server: Server, count: number): Promise<IdleResult> {
   const result: IdleResult = { connections: count, opened: 0, failures: new Map(), openSeconds: 0, rssBefore: null, rssAfter: null, wakeMs: null, woken: 0 };
-  await new Promise((r) => setTimeout(r, 1000));
+  const warm: ImapClient[] = [];
+  await forEachLimited(Math.min(100, count), 20, async () => void warm.push(await openIdler(server)));
+  for (const client of warm) client.destroy();
+  await new Promise((r) => setTimeout(r, 2000));
   result.rssBefore = rssKiB(server.proc.pid);
   const clients: ImapClient[] = [];
   const started = process.hrtime.bigint();
   // Each connection authenticates right after connecting (login_timeout), a few at a time.
   await timed('idle: open, LOGIN, SELECT, IDLE', () =>
     forEachLimited(count, 64, async () => {
-      let client: ImapClient | null = null;
       try {
-        client = await ImapClient.connect(server.host, server.imapPort);
-        expectOk(await client.command(`LOGIN ${quoted(IDLE_USER)} ${quoted(PASSWORD)}`), 'LOGIN');
-        expectOk(await client.command('SELECT INBOX'), 'SELECT');
-        client.keepUntagged = false;
-        await client.idle();
-        clients.push(client);
+        clients.push(await openIdler(server));
       } catch (err) {
         const text = (err as Error).message;
         result.failures.set(text, (result.failures.get(text) ?? 0) + 1);
-        client?.destroy();
       }
     }),
   );
@@ -780,6 +798,7 @@ async function main(): Promise<void> {
     const cpu1After = cpuSeconds(pid);
     for (const row of rows) console.log(`   ${row.name.padEnd(48)} ${row.value}`);
     const rssLarge = rssKiB(pid);
+    if (rssLarge !== null) rows.push({ name: 'server RSS after part 1 (MiB)', value: (rssLarge / 1024).toFixed(0) });
     console.log(`   server RSS after: ${rssLarge === null ? 'n/a' : `${(rssLarge / 1024).toFixed(0)} MiB`}; server CPU ${cpu1 !== null && cpu1After !== null ? `${(cpu1After - cpu1).toFixed(1)} s` : 'n/a'}`);
 
     // 2. Mixed workload
@@ -788,7 +807,9 @@ async function main(): Promise<void> {
     const rate = mix.ops / mix.seconds;
     const errorCount = [...mix.errors.values()].reduce((a, b) => a + b, 0);
     console.log(`   ${mix.ops} ops in ${mix.seconds.toFixed(1)} s = ${rate.toFixed(0)} ops/s; ${mix.loops} complete loops (${(mix.loops / mix.seconds).toFixed(1)}/s); ${errorCount} errors`);
-    console.log(`   server CPU ${mix.cpu === null ? 'n/a' : `${mix.cpu.toFixed(1)} s (${(mix.cpu / mix.seconds).toFixed(2)} cores)`}`);
+    console.log(
+      `   server CPU ${mix.cpu === null ? 'n/a' : `${mix.cpu.toFixed(1)} s (${(mix.cpu / mix.seconds).toFixed(2)} cores, ${((mix.cpu * 1000) / Math.max(1, mix.ops)).toFixed(2)} ms per op)`}`,
+    );
     console.log(`   ${'command'.padEnd(20)} ${'count'.padStart(7)} ${'mean ms'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)}`);
     for (const [kind, list] of mix.latencies) {
       const sorted = [...list].sort((a, b) => a - b);
@@ -799,8 +820,11 @@ async function main(): Promise<void> {
       );
     }
     for (const [text, count] of mix.errors) console.log(`   error ×${count}: ${text}`);
+    const rssMixed = rssKiB(pid);
+    console.log(`   server RSS after: ${rssMixed === null ? 'n/a' : `${(rssMixed / 1024).toFixed(0)} MiB`}`);
     rows.push({ name: `mixed: ops/s (${options.clients} clients, ${options.seconds} s)`, value: rate.toFixed(0) });
     rows.push({ name: 'mixed: complete loops/s (10 ops each)', value: (mix.loops / mix.seconds).toFixed(1) });
+    if (mix.cpu !== null) rows.push({ name: 'mixed: server CPU per op (ms)', value: ((mix.cpu * 1000) / Math.max(1, mix.ops)).toFixed(2) });
     rows.push({ name: 'mixed: errors (NO/BAD/failures)', value: String(errorCount) });
     for (const kind of ['LOGIN', 'SELECT', 'FETCH bodies', 'APPEND', 'EXPUNGE']) {
       const sorted = [...(mix.latencies.get(kind) ?? [])].sort((a, b) => a - b);
@@ -810,7 +834,13 @@ async function main(): Promise<void> {
 
     // 3. Idle connections
     if (!options.skipIdle) {
-      console.log(`\n3. idle connections (${idleCount}, ${IDLE_USER} with ${IDLE_MESSAGES} messages)`);
+      console.log(`\n3. idle connections (${idleCount}, ${IDLE_USER} with ${IDLE_MESSAGES} messages; the server restarted first)`);
+      // A fresh server process for this part (see idleConnections).
+      server.proc.kill('SIGTERM');
+      const first = await server.exited;
+      server = null;
+      if (first.code !== 0) problems.push(`the server did not exit 0 on SIGTERM after part 2: ${first.code ?? first.signal}`);
+      server = await startServer(dataDir, options.cpuProf);
       const idle = await idleConnections(server, idleCount);
       const failed = [...idle.failures.values()].reduce((a, b) => a + b, 0);
       const delta = idle.rssBefore !== null && idle.rssAfter !== null ? idle.rssAfter - idle.rssBefore : null;

@@ -10,11 +10,13 @@ import { loadTlsMaterial } from './tls/certificates.js';
 import { InboundSmtpServer } from './smtp/inbound.js';
 import { ImapServer } from './imap/server.js';
 import { AuthThrottle } from './auth/throttle.js';
+import { Pop3Server } from './pop3/server.js';
+import { MaildropLocks } from './pop3/locks.js';
 
 export const LISTENER_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
 export type ListenerName = (typeof LISTENER_NAMES)[number];
 /** Listeners this version implements; the others are refused with a clear message. */
-export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp', 'imap', 'imaps']);
+export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp', 'imap', 'imaps', 'pop3', 'pop3s']);
 
 export interface ListeningOn {
   name: ListenerName;
@@ -55,6 +57,8 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
 
   const throttle = new AuthThrottle(() => ({ failureDelaySeconds: config.auth.failure_delay, windowSeconds: config.auth.failure_window }));
   const services = { config: () => config, store, throttle, log };
+  // One POP3 session per maildrop, across both POP3 listeners.
+  const pop3Services = { ...services, locks: new MaildropLocks() };
   const listening: ListeningOn[] = [];
   const stoppers: Array<() => Promise<void>> = [];
   try {
@@ -69,6 +73,11 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
         const imap = new ImapServer(services, tls, name === 'imaps');
         const address = await imap.listen(host, port);
         stoppers.push(() => imap.close());
+        listening.push({ name, host: address.address, port: address.port });
+      } else if (name === 'pop3' || name === 'pop3s') {
+        const pop3 = new Pop3Server(pop3Services, tls, name === 'pop3s');
+        const address = await pop3.listen(host, port);
+        stoppers.push(() => pop3.close());
         listening.push({ name, host: address.address, port: address.port });
       }
     }

@@ -119,6 +119,9 @@ export const configSchema = z.object({
       max_connections_per_ip: z.number().int().positive().default(50).describe('Simultaneous IMAP connections from one IP address.'),
       idle_timeout: duration().prefault('30m').describe('An authenticated connection silent this long is closed (RFC 9051 §5.4: at least 30 minutes); IDLE connections are re-checked likewise.'),
       login_timeout: duration().prefault('60s').describe('A connection that has not authenticated within this time is closed.'),
+      max_mailbox_name: z.number().int().min(64).default(1000).describe('Longest mailbox name in bytes (UTF-8), hierarchy included.'),
+      max_mailbox_depth: z.number().int().min(1).default(32).describe('Most levels of mailbox hierarchy ("a/b/c" is 3).'),
+      max_mailboxes: z.number().int().positive().default(10000).describe('Most mailboxes per account; CREATE beyond it gets NO [LIMIT].'),
       protect_special_use: z.boolean().default(true).describe('Refuse DELETE and RENAME of mailboxes with a special-use role (INBOX, Sent, Drafts, Trash, Junk, Archive).'),
     })
     .prefault({}),
@@ -130,7 +133,7 @@ export const configSchema = z.object({
         .min(512)
         .default(4096)
         .describe(
-          'Longest command line in bytes (RFC 2449 §4 allows clients 255); a longer line gets -ERR and is skipped, and one beyond 16 times this (at least 64K) closes the connection.',
+          'Longest command line in bytes (RFC 2449 §4 limits commands to 255 octets; SASL responses and passwords may be longer); a longer line gets -ERR and is skipped, and one beyond 16 times this (at least 64K) closes the connection.',
         ),
       max_connections: z.number().int().positive().default(1000).describe('Simultaneous POP3 connections in total; further ones get -ERR [SYS/TEMP] and are closed.'),
       max_connections_per_ip: z.number().int().positive().default(50).describe('Simultaneous POP3 connections from one IP address; further ones get -ERR [SYS/TEMP] and are closed.'),

@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import type { TlsMaterial } from '../tls/certificates.js';
 import type { AuthenticatedUser } from '../auth/authenticate.js';
 import { isLoopback } from '../auth/throttle.js';
-import type { StoreChange } from '../store/types.js';
+import { StoreError, type StoreChange } from '../store/types.js';
 import { ImapFramer } from './protocol/framer.js';
 import { parseCommand } from './protocol/parser.js';
 import { ImapSyntaxError, type FrameEvent } from './protocol/types.js';
@@ -19,10 +19,15 @@ import { COMMANDS } from './commands/index.js';
 import { capabilityList } from './capabilities.js';
 import { writeUpdates } from './updates.js';
 
+/** The selected mailbox vanished under the session; the connection has said BYE. */
+class MailboxGone extends Error {}
+
 /** Commands during which EXPUNGE responses must not be sent (RFC 9051 §7.5.1), unless UID form. */
 const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 /** Most commands waiting behind the running one before the client is told BYE. */
 const MAX_QUEUED_COMMANDS = 1000;
+/** Bytes of commands waiting behind the running one above which the connection stops reading. */
+const QUEUE_PAUSE_BYTES = 1024 * 1024;
 
 export class ImapConnection implements Session, ConnectionControl {
   readonly id = crypto.randomBytes(6).toString('hex');
@@ -36,6 +41,9 @@ export class ImapConnection implements Session, ConnectionControl {
   private socket: net.Socket | tls.TLSSocket;
   private framer: ImapFramer;
   private readonly queue: FrameEvent[] = [];
+  private queuedBytes = 0;
+  private paused = false;
+  private loginDeadline: NodeJS.Timeout | null = null;
   private running = false;
   private lineWaiter: ((line: string | null) => void) | null = null;
   private closed = false;
@@ -58,6 +66,13 @@ export class ImapConnection implements Session, ConnectionControl {
     this.framer = this.newFramer();
     this.attach(socket);
     this.setTimeout(services.config().imap.login_timeout);
+    // A deadline, not an inactivity timer: NOOPs do not keep an unauthenticated connection open.
+    this.loginDeadline = setTimeout(() => {
+      if (this.state !== 'not-authenticated') return;
+      this.send('* BYE Authentication took too long\r\n');
+      this.close();
+    }, services.config().imap.login_timeout * 1000);
+    this.loginDeadline.unref();
     this.send(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Yubin IMAP ready\r\n`);
   }
 
@@ -133,8 +148,21 @@ export class ImapConnection implements Session, ConnectionControl {
         return;
       }
       this.queue.push(event);
+      if (event.kind === 'command') this.queuedBytes += event.bytes.length;
+    }
+    // Backpressure: while commands wait, stop reading once they hold more than QUEUE_PAUSE_BYTES.
+    if (this.queuedBytes > QUEUE_PAUSE_BYTES && !this.lineWaiter && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
     }
     void this.runQueue();
+  }
+
+  private resumeIfDrained(): void {
+    if (this.paused && (this.queuedBytes <= QUEUE_PAUSE_BYTES / 2 || this.lineWaiter)) {
+      this.paused = false;
+      this.socket.resume();
+    }
   }
 
   private async runQueue(): Promise<void> {
@@ -143,7 +171,16 @@ export class ImapConnection implements Session, ConnectionControl {
     try {
       while (this.queue.length > 0 && !this.closed && !this.lineWaiter) {
         const event = this.queue.shift()!;
-        await this.handleEvent(event);
+        this.queuedBytes -= event.kind === 'command' ? event.bytes.length : 0;
+        this.resumeIfDrained();
+        try {
+          await this.handleEvent(event);
+        } catch (err) {
+          // Nothing a client sends may take the process down: log, say goodbye, close.
+          this.services.log.error({ session: this.id, err: (err as Error)?.stack ?? String(err) }, 'imap connection failed');
+          this.send('* BYE Internal error; please reconnect\r\n');
+          this.close();
+        }
       }
     } finally {
       this.running = false;
@@ -194,7 +231,12 @@ export class ImapConnection implements Session, ConnectionControl {
     }
     if (this.closed) return;
     if (this.state !== 'logout' && this.selected) {
-      await this.flushUpdates(uid || !NO_EXPUNGE_DURING.has(name));
+      try {
+        await this.flushUpdates(uid || !NO_EXPUNGE_DURING.has(name));
+      } catch (err) {
+        if (!(err instanceof MailboxGone)) throw err;
+      }
+      if (this.closed) return;
     }
     const code = result.code ? `[${result.code}] ` : '';
     this.send(`${command.tag} ${result.status} ${code}${result.text}\r\n`);
@@ -229,6 +271,7 @@ export class ImapConnection implements Session, ConnectionControl {
   loggedIn(user: AuthenticatedUser): void {
     this.user = user;
     this.state = 'authenticated';
+    if (this.loginDeadline) clearTimeout(this.loginDeadline);
     this.setTimeout(this.services.config().imap.idle_timeout);
     this.unsubscribe = this.services.store.onChange((change) => this.onStoreChange(change));
     this.services.log.info({ event: 'login', protocol: 'imap', session: this.id, ip: this.remoteAddress, user: user.account.address }, 'imap login');
@@ -247,8 +290,19 @@ export class ImapConnection implements Session, ConnectionControl {
     const selected = this.selected;
     if (!selected) return;
     if (this.mailboxDirty) {
+      try {
+        await selected.refresh(this.services.store);
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'not-found') {
+          // Another session deleted (or renamed away) the selected mailbox: nothing this session
+          // knows about it is true any more (RFC 9051 §7.1.5 allows BYE here).
+          this.send('* BYE The selected mailbox was deleted by another session\r\n');
+          this.close();
+          throw new MailboxGone();
+        }
+        throw err;
+      }
       this.mailboxDirty = false;
-      await selected.refresh(this.services.store);
     }
     writeUpdates(this, selected.takeUpdates(allowExpunge));
   }
@@ -265,7 +319,12 @@ export class ImapConnection implements Session, ConnectionControl {
       return l;
     });
     while (!done && !this.closed) {
-      await this.flushUpdates(true);
+      try {
+        await this.flushUpdates(true);
+      } catch (err) {
+        if (err instanceof MailboxGone) return 'closed';
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         this.idleWaker = resolve;
         // Re-check now and then even without events (RFC 9051 §5.4 idle connections are re-checked).
@@ -323,9 +382,14 @@ export class ImapConnection implements Session, ConnectionControl {
     const queued = this.queue.findIndex((e) => e.kind === 'command');
     if (queued === 0) {
       const event = this.queue.shift()!;
+      if (event.kind === 'command') this.queuedBytes -= event.bytes.length;
       return Promise.resolve(event.kind === 'command' ? event.line : null);
     }
     return new Promise((resolve) => {
+      if (this.paused) {
+        this.paused = false;
+        this.socket.resume();
+      }
       this.lineWaiter = (line) => {
         resolve(line);
         // Commands that arrived behind the line run once the handler has finished.
@@ -346,11 +410,16 @@ export class ImapConnection implements Session, ConnectionControl {
     const waiter = this.lineWaiter;
     this.lineWaiter = null;
     waiter?.(null);
+    if (this.loginDeadline) clearTimeout(this.loginDeadline);
+    const socket = this.socket;
     if (this.deflate) {
+      // The last compressed bytes (BYE, the tagged OK) leave only when deflate ends.
+      this.deflate.once('end', () => socket.end());
       this.deflate.end();
+    } else {
+      socket.end();
     }
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    setTimeout(() => socket.destroy(), 1000).unref();
     this.services.log.info(
       {
         event: 'connection',

@@ -3,7 +3,7 @@
 
 import { astring, decodeModifiedUtf7, encodeModifiedUtf7 } from './protocol/encoder.js';
 import type { Session } from './context.js';
-import { bad } from './context.js';
+import { bad, no } from './context.js';
 
 export const SEPARATOR = '/';
 
@@ -24,6 +24,10 @@ export function mailboxNameIn(session: Session, raw: string): string {
   if (name.endsWith(SEPARATOR)) name = name.slice(0, -1);
   if (name === '' || name.includes('\0') || /[\r\n]/.test(name) || name.split(SEPARATOR).some((p) => p === '')) {
     throw bad('Invalid mailbox name');
+  }
+  const imap = session.services.config().imap;
+  if (Buffer.byteLength(name) > imap.max_mailbox_name || name.split(SEPARATOR).length > imap.max_mailbox_depth) {
+    throw no(`Mailbox names are limited to ${imap.max_mailbox_name} bytes and ${imap.max_mailbox_depth} levels`, 'LIMIT');
   }
   return name;
 }

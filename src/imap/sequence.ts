@@ -11,7 +11,12 @@ export function resolveSet(view: SelectedMailbox, set: SequenceSet, byUid: boole
     return view.messages.filter((m) => wanted.has(m.uid));
   }
   const messages = view.messages;
-  if (messages.length === 0) return [];
+  // RFC 9051 §9: a message sequence number set on an empty mailbox names nothing that exists.
+  if (messages.length === 0) {
+    // "1:*" names nothing in an empty mailbox (clients send it after SELECT without looking).
+    if (byUid || set.some((r) => r.from === Infinity || r.to === Infinity)) return [];
+    throw new RangeError('no messages');
+  }
   const picked = new Set<ViewMessage>();
   if (byUid) {
     const maxUid = messages[messages.length - 1]!.uid;

@@ -26,6 +26,8 @@ export class LineReader {
   private buffered = 0;
   /** Bytes of the current line dropped since it passed maxLineLength; -1 while not skipping. */
   private skipped = -1;
+  /** Whether the last byte taken was a CR (the CR of a CRLF is not counted in a line's length). */
+  private lastCr = false;
   private dead = false;
 
   constructor(private readonly options: LineReaderOptions) {}
@@ -59,6 +61,7 @@ export class LineReader {
 
   private take(piece: Buffer): void {
     if (piece.length === 0) return;
+    this.lastCr = piece[piece.length - 1] === 0x0d;
     if (this.skipped >= 0) {
       this.skipped += piece.length;
     } else if (this.buffered + piece.length <= this.options.maxLineLength + 1) {
@@ -79,10 +82,12 @@ export class LineReader {
 
   private finishLine(): LineEvent {
     if (this.skipped >= 0) {
-      const length = this.skipped;
+      const length = this.skipped - (this.lastCr ? 1 : 0);
       this.skipped = -1;
+      this.lastCr = false;
       return { kind: 'too-long', length };
     }
+    this.lastCr = false;
     let line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.buffered);
     this.parts = [];
     this.buffered = 0;
@@ -99,6 +104,11 @@ export type ParsedCommand =
 
 /** RFC 1939 §3: "Each argument may be up to 40 characters long." */
 export const MAX_ARGUMENT_LENGTH = 40;
+/**
+ * A user name (USER, APOP) may be longer: addresses often exceed 40 characters, and RFC 2449 §4
+ * raised the command length to 255 octets, which servers must not refuse.
+ */
+export const MAX_USER_NAME_LENGTH = 255;
 
 /** Keywords are three or four characters (RFC 1939 §3); RFC 6856 has UTF8, so digits after the first. */
 const KEYWORD = /^[A-Za-z][A-Za-z0-9]{2,3}$/;
@@ -110,7 +120,8 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 /**
  * Parses one command line (without its line end). Never throws. Arguments are separated by single
  * spaces and hold no control characters; each is at most 40 characters, except the password of
- * PASS (the rest of the line, spaces included) and the initial response of AUTH (RFC 5034).
+ * PASS (the rest of the line, spaces included), the initial response of AUTH (RFC 5034), and a
+ * user name (MAX_USER_NAME_LENGTH).
  */
 export function parseCommand(line: string): ParsedCommand {
   if (line.length === 0) return { ok: false, name: null, error: 'Empty command line' };
@@ -133,8 +144,9 @@ export function parseCommand(line: string): ParsedCommand {
     const arg = args[i]!;
     if (arg.length === 0) return { ok: false, name, error: 'Arguments are separated by single spaces' };
     if (CONTROL.test(arg)) return { ok: false, name, error: 'Invalid character in an argument' };
-    const unbounded = name === 'AUTH' && i === 1;
-    if (!unbounded && arg.length > MAX_ARGUMENT_LENGTH) return { ok: false, name, error: `Arguments are at most ${MAX_ARGUMENT_LENGTH} characters` };
+    if (name === 'AUTH' && i === 1) continue;
+    const limit = (name === 'USER' || name === 'APOP') && i === 0 ? MAX_USER_NAME_LENGTH : MAX_ARGUMENT_LENGTH;
+    if (arg.length > limit) return { ok: false, name, error: `Argument too long (at most ${limit} characters)` };
   }
   return { ok: true, name, args };
 }

@@ -17,7 +17,8 @@ export const generalCommands: CommandSpec[] = [
   {
     name: 'NOOP',
     states: [...ANY],
-    async handle() {
+    async handle({ args }) {
+      if (args.length > 0) throw bad('NOOP takes no arguments');
       // Updates are flushed by the connection before every tagged reply.
       return ok();
     },

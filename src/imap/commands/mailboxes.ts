@@ -158,8 +158,12 @@ export const mailboxCommands: CommandSpec[] = [
       if (name === 'INBOX') throw no('INBOX always exists', 'ALREADYEXISTS');
       const store = session.services.store;
       if (await store.getMailbox(owner.id, name)) throw no('Mailbox already exists', 'ALREADYEXISTS');
-      // RFC 9051 §6.3.4: superior hierarchy names are created as needed.
+      const existing = await store.listMailboxes(owner.id);
       const parts = name.split(SEPARATOR);
+      if (existing.length + parts.length > session.services.config().imap.max_mailboxes) {
+        throw no(`An account may have at most ${session.services.config().imap.max_mailboxes} mailboxes`, 'LIMIT');
+      }
+      // RFC 9051 §6.3.4: superior hierarchy names are created as needed.
       for (let i = 1; i < parts.length; i++) {
         const parent = parts.slice(0, i).join(SEPARATOR);
         if (!(await store.getMailbox(owner.id, parent))) await store.createMailbox(owner.id, parent);
@@ -184,7 +188,7 @@ export const mailboxCommands: CommandSpec[] = [
       }
       const children = (await store.listMailboxes(owner.id)).filter((m) => m.name.startsWith(name + SEPARATOR));
       // RFC 9051 §6.3.5: a mailbox with inferiors is not removed (Yubin has no \Noselect placeholders).
-      if (children.length > 0) throw no('Delete the mailboxes inside it first', 'INUSE');
+      if (children.length > 0) throw no('Delete the mailboxes inside it first', 'HASCHILDREN');
       if (session.selected?.mailbox.id === mailbox.id) {
         session.selected = null;
         session.state = 'authenticated';
