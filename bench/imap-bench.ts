@@ -872,6 +872,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`machine      ${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${os.platform()} ${os.release()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`);
     console.log(`node         ${process.version}`);
+    console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (1, 5, 15 min; other work on the machine skews every figure)`);
     console.log(`fsync        ${options.fsync ? 'on' : 'off'} (server); the load ran without`);
     console.log(`load         ${options.messages} messages in ${(big.ms / 1000).toFixed(1)} s (setup, not a figure); database ${(dbBytes / 1024 / 1024).toFixed(0)} MiB`);
     console.log(`server       ready in ${startMs.toFixed(0)} ms; RSS at start ${rssStart === null ? 'n/a' : `${(rssStart / 1024).toFixed(0)} MiB`}, after part 1 ${rssLarge === null ? 'n/a' : `${(rssLarge / 1024).toFixed(0)} MiB`}; exit ${exit.code ?? exit.signal}`);

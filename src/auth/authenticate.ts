@@ -1,4 +1,4 @@
-// Password authentication for the mail protocols (IMAP now; POP3 and submission later): looks
+// Password authentication for the mail protocols (IMAP, POP3; submission later): looks
 // the account up, verifies the scrypt hash, and applies the failure throttle. Returns an
 // AuthenticatedUser, the only handle that protocol code can reach mail with.
 

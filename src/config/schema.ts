@@ -83,8 +83,8 @@ export const configSchema = z.object({
       submissions: listenAddress().default('').describe('Submission over implicit TLS (RFC 8314). Production: 0.0.0.0:465. Not available in this version.'),
       imap: listenAddress().default('127.0.0.1:2143').describe('IMAP (RFC 9051) with STARTTLS. Production: 0.0.0.0:143.'),
       imaps: listenAddress().default('').describe('IMAP over implicit TLS (RFC 8314). Production: 0.0.0.0:993.'),
-      pop3: listenAddress().default('').describe('POP3 with STLS. Production: 0.0.0.0:110. Not available in this version.'),
-      pop3s: listenAddress().default('').describe('POP3 over implicit TLS. Production: 0.0.0.0:995. Not available in this version.'),
+      pop3: listenAddress().default('127.0.0.1:2110').describe('POP3 (RFC 1939) with STLS. Production: 0.0.0.0:110.'),
+      pop3s: listenAddress().default('').describe('POP3 over implicit TLS (RFC 8314). Production: 0.0.0.0:995.'),
       http: listenAddress().default('').describe('HTTP (admin, portal, file transfer). Production: 0.0.0.0:8080. Not available in this version.'),
     })
     .prefault({}),

@@ -26,6 +26,8 @@ class MailboxGone extends Error {}
 const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 /** Most commands waiting behind the running one before the client is told BYE. */
 const MAX_QUEUED_COMMANDS = 1000;
+/** Unread output above which a long response waits for the client to read. */
+const OUTPUT_HIGH_WATER = 1024 * 1024;
 /** Bytes of commands waiting behind the running one above which the connection stops reading. */
 const QUEUE_PAUSE_BYTES = 1024 * 1024;
 
@@ -170,6 +172,7 @@ export class ImapConnection implements Session, ConnectionControl {
     this.running = true;
     try {
       while (this.queue.length > 0 && !this.closed && !this.lineWaiter) {
+        await this.drain();
         const event = this.queue.shift()!;
         this.queuedBytes -= event.kind === 'command' ? event.bytes.length : 0;
         this.resumeIfDrained();
@@ -254,6 +257,21 @@ export class ImapConnection implements Session, ConnectionControl {
     } else {
       this.socket.write(bytes);
     }
+  }
+
+  async drain(): Promise<void> {
+    // A client that does not read must not make the server hold a mailbox's worth of output.
+    const socket = this.socket;
+    if (this.closed || socket.writableLength <= OUTPUT_HIGH_WATER) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   }
 
   capabilities(): string[] {

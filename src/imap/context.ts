@@ -52,6 +52,8 @@ export interface Session {
   savedSearch: number[];
   /** Writes untagged response bytes ("* ..." lines, with literals) to the client. */
   send(data: Buffer | string): void;
+  /** Resolves once the client has read enough of what was sent (output backpressure). */
+  drain(): Promise<void>;
   /** Capabilities for the current state (without the "CAPABILITY" word). */
   capabilities(): string[];
   /** Whether LOGIN/AUTHENTICATE with a plaintext password is allowed on this connection now. */

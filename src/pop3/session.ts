@@ -35,11 +35,12 @@ const LISTING_CHUNK = 1000;
 
 const PLAINTEXT_REFUSED = '-ERR [AUTH] Plaintext authentication is disabled; use STLS\r\n';
 
-/** Ends a command with a reply (thrown from inside helpers). */
-class Reply extends Error {
-  constructor(readonly line: string) {
-    super(line);
-  }
+/**
+ * Ends a command with a reply (thrown from inside helpers). Not an Error: answering garbage must
+ * stay cheap, and capturing a stack trace for every -ERR is not.
+ */
+class Reply {
+  constructor(readonly line: string) {}
 }
 
 /** The connection closed while a command waited for the client. */
@@ -144,7 +145,7 @@ export class Pop3Session {
         }
         await this.handle(event);
         // A client that sends commands but does not read the answers stops being read itself.
-        // await this.writable();
+        await this.writable();
       }
     } finally {
       this.running = false;
@@ -425,8 +426,8 @@ export class Pop3Session {
     this.updating = (async () => {
       if (uids.length === 0) return;
       try {
-        await this.services.store.expungeMessages(maildrop.mailbox.id, uids);
-        this.deletedCount = uids.length;
+        // Messages another session removed meanwhile are simply not there any more.
+        this.deletedCount = (await this.services.store.expungeMessages(maildrop.mailbox.id, uids)).length;
       } catch (err) {
         failed = true;
         this.services.log.error({ session: this.id, protocol: 'pop3', err: (err as Error)?.stack ?? String(err) }, 'pop3 update failed');

@@ -1,5 +1,5 @@
-// The Store contract: everything Yubin keeps, in mail terms. Protocol code (SMTP, later IMAP and
-// POP3) talks only to this interface; it never sees SQL. Every method is async so that a
+// The Store contract: everything Yubin keeps, in mail terms. Protocol code (SMTP, IMAP, POP3)
+// talks only to this interface; it never sees SQL. Every method is async so that a
 // networked backend (PostgreSQL) is a second implementation, not a rewrite.
 
 import type { PolicyKey } from '../config/schema.js';

@@ -187,7 +187,7 @@ describe('validateConfig', () => {
     const config = validateConfig({});
     const expected: Config = {
       hostname: '',
-      listeners: { smtp: '127.0.0.1:2525', submission: '', submissions: '', imap: '127.0.0.1:2143', imaps: '', pop3: '', pop3s: '', http: '' },
+      listeners: { smtp: '127.0.0.1:2525', submission: '', submissions: '', imap: '127.0.0.1:2143', imaps: '', pop3: '127.0.0.1:2110', pop3s: '', http: '' },
       tls: { cert: '', key: '' },
       smtp: {
         max_message_size: 25 * M,

@@ -115,6 +115,12 @@ function printQuickStart(listening: Array<{ name: string; host: string; port: nu
       `  python3 -c "import imaplib; m = imaplib.IMAP4('${imap.host}', ${imap.port}); m.login('${DEMO_USER}', '${password}'); m.select(); print(m.fetch('1:*', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')); m.logout()"`,
     );
   }
+  const pop3 = listening.find((l) => l.name === 'pop3');
+  if (pop3) {
+    const password = demo ? demo.password : 'PASSWORD';
+    lines.push('', 'Or download it over POP3:');
+    lines.push(`  python3 -c "import poplib; p = poplib.POP3('${pop3.host}', ${pop3.port}); p.user('${DEMO_USER}'); p.pass_('${password}'); print(p.stat()); p.quit()"`);
+  }
   lines.push('');
   console.log(lines.join('\n'));
 }

@@ -6,6 +6,7 @@
 // The octets are stored exactly as sent. The quota is enforced inside the store transaction.
 // An APPEND to the selected mailbox is announced (EXISTS) by the normal update mechanism.
 
+import { normalizeLineEndings } from '../../mime/line-endings.js';
 import { ok, no, bad, type CommandSpec } from '../context.js';
 import { parseDateTime, tokenText } from '../protocol/parser.js';
 import type { ImapToken } from '../protocol/types.js';
@@ -48,7 +49,9 @@ function parseAppend(args: ImapToken[], utf8Enabled: boolean): AppendRequest {
   if (!message || message.type !== 'string' || !message.literal) throw bad('The message must be sent as a literal');
   // MULTIAPPEND (RFC 3502) is not offered.
   if (i !== args.length) throw bad('Unexpected arguments after the message');
-  const bytes = message.value;
+  // RFC 5322 §2.3: lines end in CRLF. Bare CR/LF are stored as CRLF, so that RFC822.SIZE, what
+  // BODY[] sends and what POP3 counts all agree.
+  const bytes = normalizeLineEndings(message.value);
   if (bytes.length === 0) throw bad('Empty message');
   // RFC 9051 §4.3: a literal is CHAR8 (no NUL); NUL needs a literal8 (RFC 3516 §4.2).
   if (!message.binary && bytes.includes(0)) throw bad('NUL in a literal; send the message as a literal8 (~{n})');

@@ -212,6 +212,7 @@ export const fetchCommands: CommandSpec[] = [
           }
         }
         session.send(joinWire([`* ${seq} FETCH (`, ...parts, ')\r\n']));
+        await session.drain();
       }
       return ok('FETCH completed');
     },
