@@ -10,9 +10,10 @@
 //  2. Mixed workload: C clients for S seconds on a second user with ~1,000 messages, each looping
 //     LOGIN, SELECT, FETCH headers, FETCH bodies, STORE \Seen, SEARCH UNSEEN, APPEND, STORE
 //     \Deleted on the appended message, EXPUNGE, LOGOUT. Every command is one op; NO/BAD are errors.
-//  3. Idle connections (unless --skip-idle): K connections LOGIN, SELECT a 20-message INBOX and
-//     IDLE; the server's RSS (/proc/PID/status VmRSS) before and after, then one APPEND to that
-//     mailbox and the time until every idling client has seen its EXISTS.
+//  3. Idle connections (unless --skip-idle), on a restarted server (part 1 leaves caches and
+//     garbage behind): K connections LOGIN, SELECT a 20-message INBOX and IDLE; the server's RSS
+//     (/proc/PID/status VmRSS) before (after 100 warm-up idlers came and went) and after, then one
+//     APPEND to that mailbox and the time until every idling client has seen its EXISTS.
 //
 //   npm run bench:imap -- [--messages N] [--clients C] [--seconds S] [--idle K] [--skip-idle]
 //                         [--fsync on|off] [--cpu-prof DIR]   (V8 CPU profiles of the server into

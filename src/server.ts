@@ -12,6 +12,7 @@ import { ImapServer } from './imap/server.js';
 import { AuthThrottle } from './auth/throttle.js';
 import { Pop3Server } from './pop3/server.js';
 import { MaildropLocks } from './pop3/locks.js';
+import { startScheduler } from './maintenance/jobs.js';
 
 export const LISTENER_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
 export type ListenerName = (typeof LISTENER_NAMES)[number];
@@ -86,6 +87,8 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
     await store.close();
     throw err;
   }
+  // Scheduled jobs (retention), every maintenance.interval.
+  const scheduler = startScheduler(store, () => config, log);
   log.info({ event: 'started', listening, dataDir, selfSignedTls: tls.selfSigned }, 'yubin started');
 
   let stopping: Promise<void> | null = null;
@@ -96,6 +99,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
     stop() {
       stopping ??= (async () => {
         await Promise.allSettled(stoppers.map((stop) => stop()));
+        await scheduler.stop();
         await store.close();
         log.info({ event: 'stopped' }, 'yubin stopped');
         log.flush();

@@ -41,7 +41,7 @@ export function loadConfig(dataDir: string, configFile?: string): LoadedConfig {
 
 export function validateConfig(raw: unknown, source = 'config'): Config {
   const strict = strictObjects(configSchema);
-  const result = strict.safeParse(raw);
+  const result = strict.safeParse(flattenPolicy(raw));
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.');
@@ -63,4 +63,26 @@ function strictObjects<T extends z.ZodType>(schema: T): T {
     return strictObjects(def.innerType).prefault({}) as unknown as T;
   }
   return schema;
+}
+
+const isTable = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+
+/**
+ * Policy keys contain dots ("retention.trash"); TOML lets them be written quoted
+ * (`"retention.trash" = 14`) or as nested tables (`[policy.retention]` with `trash = 14`).
+ * Nested tables under [policy] become dotted keys before validation.
+ */
+export function flattenPolicy(raw: unknown): unknown {
+  if (!isTable(raw) || !isTable(raw.policy)) return raw;
+  const flat: Record<string, unknown> = {};
+  const walk = (table: Record<string, unknown>, prefix: string) => {
+    for (const [key, value] of Object.entries(table)) {
+      const name = prefix ? `${prefix}.${key}` : key;
+      if (isTable(value)) walk(value, name);
+      else flat[name] = value;
+    }
+  };
+  walk(raw.policy, '');
+  return { ...raw, policy: flat };
 }

@@ -34,6 +34,45 @@ const listenAddress = () =>
       message: 'expected HOST:PORT with a port up to 65535, e.g. 0.0.0.0:25 or [::]:25, or "" to disable',
     });
 
+/** Days (a whole number, optionally with "d"), or "forever"/"never"/"none", which becomes null. */
+const daysOrForever = () =>
+  z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const text = value.trim().toLowerCase();
+    if (/^(forever|never|none)$/.test(text)) return null;
+    const match = /^(\d{1,6})\s*d?$/.exec(text);
+    if (match) return Number(match[1]);
+    ctx.addIssue({ code: 'custom', message: `expected a number of days or "forever", got "${value}"` });
+    return z.NEVER;
+  });
+
+/** A share of the quota in percent ("90%", or 90), or "none", which becomes null. */
+const percentOrNone = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    if (typeof value === 'string' && /^(none|never|off)$/i.test(value.trim())) return null;
+    const match = typeof value === 'number' ? [String(value), String(value)] : /^(\d{1,3}(?:\.\d+)?)\s*%?$/.exec(value.trim());
+    const percent = match ? Number(match[1]) : Number.NaN;
+    if (!Number.isFinite(percent) || percent <= 0 || percent > 100) {
+      ctx.addIssue({ code: 'custom', message: `expected a share of the quota between 1% and 100%, e.g. "90%", or "none", got "${value}"` });
+      return z.NEVER;
+    }
+    return percent;
+  });
+
+/** Parses "Archive/Old=365,Newsletters=14" (mailbox name = days); throws on a malformed entry. */
+export function parseMailboxRetention(value: string): Array<{ mailbox: string; days: number }> {
+  const entries: Array<{ mailbox: string; days: number }> = [];
+  for (const part of value.split(',')) {
+    if (part.trim() === '') continue;
+    const eq = part.lastIndexOf('=');
+    const mailbox = eq > 0 ? part.slice(0, eq).trim() : '';
+    const days = eq > 0 ? part.slice(eq + 1).trim().replace(/d$/i, '') : '';
+    if (!mailbox || !/^\d{1,6}$/.test(days)) throw new Error(`expected MAILBOX=DAYS[,MAILBOX=DAYS...], e.g. "Archive/Old=365,Newsletters=14", got "${part.trim()}"`);
+    entries.push({ mailbox, days: Number(days) });
+  }
+  return entries;
+}
+
 export const OVER_QUOTA_POLICIES = ['defer', 'reject'] as const;
 export const LOCALES = ['en', 'ja'] as const;
 
@@ -66,6 +105,29 @@ export const policySchema = z.object({
     .enum(LOCALES)
     .default('en')
     .describe('Language of the texts Yubin writes to people (reply texts, notices): "en" or "ja".'),
+  'retention.trash': daysOrForever()
+    .prefault(30)
+    .describe('Messages in the Trash mailbox (special use \\Trash) are removed this many days after their internal date; "forever" keeps them.'),
+  'retention.junk': daysOrForever()
+    .prefault(30)
+    .describe('Messages in the Junk mailbox (special use \\Junk) are removed this many days after their internal date; "forever" keeps them.'),
+  'retention.mailboxes': z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        parseMailboxRetention(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .default('')
+    .describe('Retention of named mailboxes, as MAILBOX=DAYS separated by commas, e.g. "Archive/Old=365,Newsletters=14": messages are removed that many days after their internal date; "" for none.'),
+  'pop3.keep_after_retrieval': daysOrForever()
+    .prefault('forever')
+    .describe('POP3 "leave on server for N days": a message retrieved over POP3 is removed from INBOX this many days after its first retrieval; "forever" keeps it. Advertised as CAPA EXPIRE (RFC 2449 §6.7).'),
+  'pop3.expire_when_usage_above': percentOrNone()
+    .prefault('none')
+    .describe('Safety valve: when usage passes this share of the quota (e.g. "90%"), INBOX messages already retrieved over POP3 are removed, oldest retrieval first, until usage is below it; never a message no client has retrieved. "none" turns it off.'),
 });
 export type Policy = z.output<typeof policySchema>;
 export type PolicyKey = keyof Policy;
@@ -161,6 +223,14 @@ export const configSchema = z.object({
       fsync: z.boolean().default(true).describe('Flush message files and commits to disk before replying 250. Turn off only for throwaway test servers.'),
       max_batch: z.number().int().positive().default(256).describe('Most deliveries committed together in one group commit.'),
       inline_max: size().prefault('64K').describe('Message bodies up to this size are kept inside the database, made durable by the delivery\'s commit; larger ones are files under blobs/ (fsynced before the commit). 0 keeps every body in a file.'),
+    })
+    .prefault({}),
+  maintenance: z
+    .object({
+      interval: duration()
+        .refine((seconds) => seconds === 0 || seconds >= 60, { message: 'must be 0 (off) or at least 1 minute' })
+        .prefault('1h')
+        .describe('How often the server runs the scheduled jobs (retention: Trash/Junk expiry, mailbox retention, POP3 keep-after-retrieval and the safety valve); 0 turns the schedule off (yubin maintenance run still works).'),
     })
     .prefault({}),
   log: z

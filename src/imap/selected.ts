@@ -51,10 +51,14 @@ export class SelectedMailbox {
     return view;
   }
 
+  /** uid → index in messages; rebuilt lazily after removals (seqOf is called per FETCH line). */
+  private seqIndex: Map<number, number> | null = new Map();
+
   private add(summary: MessageSummary): void {
     const message: ViewMessage = { ...summary, expunged: false };
     this.messages.push(message);
     this.byUid.set(summary.uid, message);
+    this.seqIndex?.set(summary.uid, this.messages.length - 1);
   }
 
   get exists(): number {
@@ -72,8 +76,12 @@ export class SelectedMailbox {
   }
 
   seqOf(uid: number): number {
-    const message = this.byUid.get(uid);
-    return message ? this.messages.indexOf(message) + 1 : 0;
+    if (!this.seqIndex) {
+      this.seqIndex = new Map();
+      this.messages.forEach((m, i) => this.seqIndex!.set(m.uid, i));
+    }
+    const index = this.seqIndex.get(uid);
+    return index === undefined ? 0 : index + 1;
   }
 
   /** Pulls changes made since the last refresh (by anyone) from the store into the view. */
@@ -112,19 +120,24 @@ export class SelectedMailbox {
     this.flagDirty.delete(summary.uid);
   }
 
-  /** Removes messages this session expunged itself; returns their sequence numbers in announce order. */
+  /**
+   * Removes messages this session expunged itself (or whose expunge it now announces); returns
+   * their sequence numbers highest first, the order in which each EXPUNGE leaves the rest valid.
+   */
   removeOwn(uids: number[]): number[] {
+    const doomed = new Set(uids.filter((uid) => this.byUid.has(uid)));
+    if (doomed.size === 0) return [];
     const seqs: number[] = [];
-    for (const uid of [...uids].sort((a, b) => b - a)) {
-      const message = this.byUid.get(uid);
-      if (!message) continue;
-      const index = this.messages.indexOf(message);
-      seqs.push(index + 1);
-      this.messages.splice(index, 1);
+    this.messages.forEach((m, i) => {
+      if (doomed.has(m.uid)) seqs.push(i + 1);
+    });
+    this.messages = this.messages.filter((m) => !doomed.has(m.uid));
+    for (const uid of doomed) {
       this.byUid.delete(uid);
       this.flagDirty.delete(uid);
     }
-    return seqs;
+    this.seqIndex = null;
+    return seqs.reverse();
   }
 
   /**

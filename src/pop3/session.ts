@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { effectivePolicy } from '../policy/settings.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { authenticate, type AuthenticatedUser } from '../auth/authenticate.js';
 import { isLoopback, type AuthThrottle } from '../auth/throttle.js';
@@ -277,13 +278,34 @@ export class Pop3Session {
   }
 
   /** RFC 2449 §5. */
-  private capa(args: string[]): void {
+  private async capa(args: string[]): Promise<void> {
     noArguments(args, 'CAPA');
+    const expire = await this.expireCapability();
+    if (this.closed) return;
     const lines = ['TOP', 'UIDL'];
     if (this.state === 'authorization' && this.plaintextAllowed()) lines.push('USER', 'SASL PLAIN LOGIN');
-    lines.push('RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'EXPIRE NEVER', 'LOGIN-DELAY 0', 'IMPLEMENTATION Yubin');
+    lines.push('RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', expire, 'LOGIN-DELAY 0', 'IMPLEMENTATION Yubin');
     if (this.state === 'authorization' && !this.isSecure) lines.push('STLS');
     this.send(`+OK Capability list follows\r\n${lines.join('\r\n')}\r\n.\r\n`);
+  }
+
+  /**
+   * RFC 2449 §6.7, from pop3.keep_after_retrieval: before authentication the configuration's
+   * default ("USER": it may differ per user, since domains and users can override it); after
+   * authentication the user's effective value, read afresh so that a change applies at once.
+   */
+  private async expireCapability(): Promise<string> {
+    const config = this.services.config();
+    if (!this.user) {
+      const days = config.policy['pop3.keep_after_retrieval'];
+      return days === null ? 'EXPIRE NEVER' : `EXPIRE ${days} USER`;
+    }
+    const { store } = this.services;
+    const account = (await store.getAccountById(this.user.account.id)) ?? this.user.account;
+    const resolved = await store.resolveRecipient(account.address);
+    const domain = resolved.kind === 'account' ? resolved.domain : null;
+    const days = effectivePolicy(config, domain, account)['pop3.keep_after_retrieval'];
+    return days === null ? 'EXPIRE NEVER' : `EXPIRE ${days}`;
   }
 
   plaintextAllowed(): boolean {

@@ -83,6 +83,17 @@ export interface MessageSummary {
   internalDate: Date;
   size: number;
   blobId: string;
+  /** POP3: when the message was first retrieved (RETR, or TOP of the whole message); null if never. */
+  popRetrievedAt: Date | null;
+}
+
+/** Messages removed by retention for one account, in total (the storage report). */
+export interface RetentionTotals {
+  accountId: number;
+  messages: number;
+  bytes: number;
+  /** Per reason ("trash", "junk", "mailbox", "pop3-kept", "pop3-usage"): messages and bytes. */
+  byReason: Record<string, { messages: number; bytes: number }>;
 }
 
 export interface MailboxCounts {
@@ -262,8 +273,13 @@ export interface Store {
     quota?: QuotaLimit;
   }): Promise<QuotaOutcome<{ uid: number; modSeq: number; uidValidity: number }>>;
   updateFlags(mailboxId: number, uids: number[], op: FlagOperation, flags: string[], unchangedSince?: number): Promise<FlagUpdateResult>;
-  /** Removes messages; returns the UIDs actually removed (usage and blob refcounts updated). */
-  expungeMessages(mailboxId: number, uids: number[]): Promise<number[]>;
+  /**
+   * Removes messages; returns the UIDs actually removed (usage and blob refcounts updated).
+   * With `retention`, each removal is logged (retention_log) in the same transaction.
+   */
+  expungeMessages(mailboxId: number, uids: number[], retention?: { at: Date; reason: string; reasons?: Record<number, string> }): Promise<number[]>;
+  /** Totals of messages removed by retention, per account (all accounts when none is given). */
+  retentionTotals(accountId?: number): Promise<RetentionTotals[]>;
   /** COPY (move = false) or MOVE (move = true), atomically, with the destination's quota. */
   copyMessages(
     fromMailboxId: number,

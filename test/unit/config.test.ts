@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -218,8 +219,9 @@ describe('validateConfig', () => {
       },
       pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600 },
       auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900 },
-      policy: { quota: G, quota_messages: null, over_quota: 'defer', locale: 'en' },
+      policy: { quota: G, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null },
       storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024 },
+      maintenance: { interval: 3600 },
       log: { level: 'info' },
     };
     assert.deepEqual(config, expected);
@@ -364,7 +366,7 @@ describe('loadConfig and resolveDataDir', () => {
 
 describe('policy settings', () => {
   it('isPolicyKey knows exactly the policy keys', () => {
-    assert.deepEqual(POLICY_KEYS, ['quota', 'quota_messages', 'over_quota', 'locale']);
+    assert.deepEqual(POLICY_KEYS, ['quota', 'quota_messages', 'over_quota', 'locale', 'retention.trash', 'retention.junk', 'retention.mailboxes', 'pop3.keep_after_retrieval', 'pop3.expire_when_usage_above']);
     for (const key of POLICY_KEYS) assert.equal(isPolicyKey(key), true);
     for (const key of ['colour', 'Quota', '', 'hostname', 'toString', '__proto__']) assert.equal(isPolicyKey(key), false, key);
   });
@@ -408,19 +410,57 @@ describe('policy settings', () => {
     }
   });
 
+  it('retention and POP3 expiry keys parse days, "forever", shares and mailbox lists', () => {
+    assert.equal(parsePolicyValue('retention.trash', '14'), 14);
+    assert.equal(parsePolicyValue('retention.trash', '14d'), 14);
+    assert.equal(parsePolicyValue('retention.junk', 'forever'), null);
+    assert.equal(parsePolicyValue('pop3.keep_after_retrieval', '0'), 0);
+    assert.equal(parsePolicyValue('pop3.keep_after_retrieval', 'forever'), null);
+    assert.equal(parsePolicyValue('pop3.expire_when_usage_above', '90%'), 90);
+    assert.equal(parsePolicyValue('pop3.expire_when_usage_above', 'none'), null);
+    assert.equal(parsePolicyValue('retention.mailboxes', 'Archive/Old=365,Newsletters=14'), 'Archive/Old=365,Newsletters=14');
+    for (const [key, value] of [
+      ['retention.trash', 'soon'],
+      ['retention.trash', '-1'],
+      ['pop3.keep_after_retrieval', '1.5'],
+      ['pop3.expire_when_usage_above', '150%'],
+      ['pop3.expire_when_usage_above', 'most'],
+      ['retention.mailboxes', 'Archive'],
+      ['retention.mailboxes', 'Archive=x'],
+    ] as Array<[string, string]>) {
+      assert.throws(() => parsePolicyValue(key, value), SettingError, `${key} = ${value}`);
+    }
+  });
+
+  it('dotted policy keys load quoted and as nested tables under [policy]', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yubin-config-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'yubin.toml'), '[policy]\n"retention.trash" = 7\n[policy.pop3]\nkeep_after_retrieval = 14\nexpire_when_usage_above = "90%"\n[policy.retention]\njunk = "forever"\n');
+      const loaded = loadConfig(dir);
+      assert.equal(loaded.config.policy['retention.trash'], 7);
+      assert.equal(loaded.config.policy['retention.junk'], null);
+      assert.equal(loaded.config.policy['pop3.keep_after_retrieval'], 14);
+      assert.equal(loaded.config.policy['pop3.expire_when_usage_above'], 90);
+      fs.writeFileSync(path.join(dir, 'yubin.toml'), '[policy.retention]\ntrsh = 7\n');
+      assert.throws(() => loadConfig(dir), (err: unknown) => err instanceof ConfigError && /unknown setting policy\.retention\.trsh/.test(err.message));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   const config = validateConfig({ policy: { quota: '7M', over_quota: 'defer', locale: 'en' } });
 
   it('effectivePolicy: config alone', () => {
-    assert.deepEqual(effectivePolicy(config, null, null), { quota: 7 * M, quota_messages: null, over_quota: 'defer', locale: 'en' });
+    assert.deepEqual(effectivePolicy(config, null, null), { quota: 7 * M, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
     assert.deepEqual(effectivePolicy(config, { settings: {} }, { settings: {} }), config.policy);
   });
 
   it('effectivePolicy: a user setting beats the domain, which beats the config', () => {
     const domain = { settings: { quota: '2M', locale: 'ja' } };
     const user = { settings: { quota: '3M', over_quota: 'reject' } };
-    assert.deepEqual(effectivePolicy(config, domain, null), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'ja' });
-    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'ja' });
-    assert.deepEqual(effectivePolicy(config, null, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'en' });
+    assert.deepEqual(effectivePolicy(config, domain, null), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, null, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
     // "none" at the user level removes a limit set above it.
     assert.equal(effectivePolicy(config, domain, { settings: { quota: 'none' } }).quota, null);
     assert.equal(effectivePolicy(config, { settings: { quota: 'none' } }, { settings: { quota: '1M' } }).quota, M);
@@ -429,7 +469,7 @@ describe('policy settings', () => {
   it('effectivePolicy ignores stored values that no longer validate, and unknown keys', () => {
     const domain = { settings: { quota: '2M' } };
     const user = { settings: { quota: 'garbage', locale: 'xx', colour: 'red' } as Record<string, string> };
-    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'en' });
+    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
   });
 
   it('effectivePolicy does not modify the configuration', () => {
@@ -439,12 +479,13 @@ describe('policy settings', () => {
   });
 
   it('policySources says where each value comes from', () => {
-    assert.deepEqual(policySources(null, null), { quota: 'config', quota_messages: 'config', over_quota: 'config', locale: 'config' });
+    assert.deepEqual(policySources(null, null), { quota: 'config', quota_messages: 'config', over_quota: 'config', locale: 'config', 'retention.trash': 'config', 'retention.junk': 'config', 'retention.mailboxes': 'config', 'pop3.keep_after_retrieval': 'config', 'pop3.expire_when_usage_above': 'config' });
     assert.deepEqual(policySources({ settings: { quota: '2M', locale: 'ja' } }, { settings: { quota: '3M' } }), {
       quota: 'user',
       quota_messages: 'config',
       over_quota: 'config',
       locale: 'domain',
+      'retention.trash': 'config', 'retention.junk': 'config', 'retention.mailboxes': 'config', 'pop3.keep_after_retrieval': 'config', 'pop3.expire_when_usage_above': 'config',
     });
   });
 });
@@ -479,7 +520,8 @@ describe('the configuration reference in README.md', () => {
   it('each documented default is the value validateConfig gives an empty file', () => {
     const defaults = validateConfig({}) as unknown as Record<string, Record<string, unknown>>;
     for (const setting of listSettings()) {
-      const [section, key] = setting.key.split('.') as [string, string | undefined];
+      const dot = setting.key.indexOf('.');
+      const [section, key] = dot < 0 ? [setting.key, undefined] : [setting.key.slice(0, dot), setting.key.slice(dot + 1)];
       const actual = key === undefined ? defaults[section] : defaults[section]?.[key];
       // A documented default goes through the same parsing as a value in the file.
       const parsed = validateConfig(key === undefined ? { [section]: setting.defaultValue } : { [section]: { [key]: setting.defaultValue } }) as unknown as Record<

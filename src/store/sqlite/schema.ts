@@ -80,6 +80,20 @@ const MIGRATIONS: string[] = [
   CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
   CREATE INDEX messages_blob ON messages(blob_id);
   `,
+  // 4: retention: every message removed by a retention job (whose, where, what, why), for the
+  //    storage report; and finding POP3-retrieved messages by retrieval date.
+  `
+  CREATE TABLE retention_log (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,              -- ms since epoch
+    mailbox     TEXT NOT NULL,
+    uid         INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    reason      TEXT NOT NULL
+  );
+  CREATE INDEX retention_log_account ON retention_log(account_id, at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

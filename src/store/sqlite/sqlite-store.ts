@@ -23,6 +23,7 @@ import {
   type MailboxCounts,
   type MessageSummary,
   type QuotaLimit,
+  type RetentionTotals,
   type StoreChange,
   type RawSettings,
   type RecipientResolution,
@@ -32,7 +33,7 @@ import {
   type Usage,
 } from '../types.js';
 import { openDatabase } from './open.js';
-import { toSummary } from './writes.js';
+import { SUMMARY_COLUMNS, toSummary } from './writes.js';
 import { blobIdOf } from '../blob-id.js';
 import { BatchingWriter, DirectWriter, type Writer } from './writer.js';
 
@@ -378,12 +379,12 @@ export class SqliteStore implements Store {
   // Messages in a mailbox
 
   async listMessageSummaries(mailboxId: number): Promise<MessageSummary[]> {
-    const rows = stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId);
+    const rows = stmt(this.db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(mailboxId);
     return (rows as Parameters<typeof toSummary>[0][]).map(toSummary);
   }
 
   async getMessageSummary(mailboxId: number, uid: number): Promise<MessageSummary | null> {
-    const row = stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid);
+    const row = stmt(this.db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid = ?`).get(mailboxId, uid);
     return row ? toSummary(row as Parameters<typeof toSummary>[0]) : null;
   }
 
@@ -432,10 +433,31 @@ export class SqliteStore implements Store {
     return result;
   }
 
-  async expungeMessages(mailboxId: number, uids: number[]): Promise<number[]> {
-    const removed = await this.writer.run('expungeMessages', { mailboxId, uids });
+  async expungeMessages(mailboxId: number, uids: number[], retention?: { at: Date; reason: string; reasons?: Record<number, string> }): Promise<number[]> {
+    const removed = await this.writer.run('expungeMessages', {
+      mailboxId,
+      uids,
+      retention: retention ? { at: retention.at.getTime(), reason: retention.reason, reasons: retention.reasons } : undefined,
+    });
     if (removed.length > 0) this.emitForMailbox(mailboxId, 'expunged');
     return removed;
+  }
+
+  async retentionTotals(accountId?: number): Promise<RetentionTotals[]> {
+    const rows = (
+      accountId === undefined
+        ? stmt(this.db, 'SELECT account_id AS accountId, reason, count(*) AS messages, sum(size) AS bytes FROM retention_log GROUP BY account_id, reason ORDER BY account_id, reason').all()
+        : stmt(this.db, 'SELECT account_id AS accountId, reason, count(*) AS messages, sum(size) AS bytes FROM retention_log WHERE account_id = ? GROUP BY reason ORDER BY reason').all(accountId)
+    ) as Array<{ accountId: number; reason: string; messages: number; bytes: number }>;
+    const totals = new Map<number, RetentionTotals>();
+    for (const row of rows) {
+      let total = totals.get(row.accountId);
+      if (!total) totals.set(row.accountId, (total = { accountId: row.accountId, messages: 0, bytes: 0, byReason: {} }));
+      total.messages += row.messages;
+      total.bytes += row.bytes;
+      total.byReason[row.reason] = { messages: row.messages, bytes: row.bytes };
+    }
+    return [...totals.values()];
   }
 
   async copyMessages(fromMailboxId: number, uids: number[], toMailboxId: number, move: boolean, quota?: QuotaLimit) {
@@ -456,7 +478,7 @@ export class SqliteStore implements Store {
     const mailbox = await this.getMailboxById(mailboxId);
     if (!mailbox) throw new StoreError('not-found', `mailbox ${mailboxId} does not exist`);
     const changed = (
-      stmt(this.db, 'SELECT id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').all(
+      stmt(this.db, `SELECT ${SUMMARY_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`).all(
         mailboxId,
         modSeq,
       ) as Parameters<typeof toSummary>[0][]

@@ -18,6 +18,14 @@ import {
   type RawSettings,
 } from '../types.js';
 
+/** Why messages are removed by retention, recorded with each removal (ms since epoch). */
+export interface RetentionRecord {
+  at: number;
+  reason: string;
+  /** A reason per UID, where it differs from `reason`. */
+  reasons?: Record<number, string>;
+}
+
 export interface WriteContext {
   db: Database.Database;
   /** Where blob files live, to check that a new blob row has its file (see deliver). */
@@ -230,6 +238,7 @@ interface MessageRow {
   internal_date: number;
   size: number;
   blob_id: string;
+  pop_retrieved_at?: number | null;
 }
 
 export function toSummary(row: MessageRow): MessageSummary {
@@ -241,10 +250,11 @@ export function toSummary(row: MessageRow): MessageSummary {
     internalDate: new Date(row.internal_date),
     size: row.size,
     blobId: row.blob_id,
+    popRetrievedAt: row.pop_retrieved_at === null || row.pop_retrieved_at === undefined ? null : new Date(row.pop_retrieved_at),
   };
 }
 
-const SUMMARY_COLUMNS = 'id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id';
+export const SUMMARY_COLUMNS = 'id, mailbox_id, uid, modseq, flags, internal_date, size, blob_id, pop_retrieved_at';
 
 function mailboxRow(db: Database.Database, mailboxId: number) {
   const row = stmt(db, 'SELECT id, account_id AS accountId, name, uid_next AS uidNext, highest_modseq AS modseq, uid_validity AS uidValidity FROM mailboxes WHERE id = ?').get(mailboxId) as
@@ -408,9 +418,21 @@ export const mailboxWrites = {
     return { changed, conflicts };
   },
 
-  expungeMessages(ctx: WriteContext, args: { mailboxId: number; uids: number[] }) {
+  /**
+   * Removes messages. With `retention`, each removed message is also recorded in retention_log
+   * (whose, where, what size, why) in the same transaction, for the storage report.
+   */
+  expungeMessages(ctx: WriteContext, args: { mailboxId: number; uids: number[]; retention?: RetentionRecord }) {
     const rows = selectByUids(ctx.db, args.mailboxId, args.uids);
     if (rows.length === 0) return [];
+    if (args.retention) {
+      const mailbox = mailboxRow(ctx.db, args.mailboxId);
+      const log = stmt(ctx.db, 'INSERT INTO retention_log(account_id, at, mailbox, uid, size, reason) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const row of rows) {
+        const reason = args.retention.reasons?.[row.uid] ?? args.retention.reason;
+        log.run(mailbox.accountId, args.retention.at, mailbox.name, row.uid, row.size, reason);
+      }
+    }
     removeMessages(ctx, args.mailboxId, rows, nextModSeq(ctx.db, args.mailboxId));
     return rows.map((r) => r.uid);
   },
