@@ -6,6 +6,7 @@ import { ConfigError } from '../config/load.js';
 import { CliError } from './context.js';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.js';
 import { domainCommand, DOMAIN_HELP } from './commands/domain.js';
+import { maintenanceCommand, MAINTENANCE_HELP } from './commands/maintenance.js';
 import { SERVE_HELP } from './commands/serve-help.js';
 import { userCommand, USER_HELP } from './commands/user.js';
 
@@ -23,6 +24,8 @@ ${USER_HELP}
 
 ${ALIAS_HELP}
 
+${MAINTENANCE_HELP}
+
 yubin --version`;
 
 async function main(argv: string[]): Promise<void> {
@@ -37,6 +40,8 @@ async function main(argv: string[]): Promise<void> {
       return userCommand(rest);
     case 'alias':
       return aliasCommand(rest);
+    case 'maintenance':
+      return maintenanceCommand(rest);
     case '--version':
     case 'version': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -37,7 +37,11 @@ export class LimitedListener<C extends Connection> {
 
   constructor(private readonly options: LimitedListenerOptions<C>) {
     const onSocket = (socket: net.Socket | tls.TLSSocket) => this.accept(socket);
-    this.server = options.implicitTls ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, onSocket) : net.createServer(onSocket);
+    // noDelay: replies are small and interactive; Nagle's algorithm would hold a reply's second
+    // write until the client's delayed ACK (about 40 ms per command).
+    this.server = options.implicitTls
+      ? tls.createServer({ key: options.tls.key, cert: options.tls.cert, noDelay: true }, onSocket)
+      : net.createServer({ noDelay: true }, onSocket);
     this.server.on('error', (err) => options.log.warn({ err: err.message, protocol: options.protocol }, 'listener error'));
   }
 
