@@ -432,6 +432,11 @@ describe('yubin user quota / set / get and policy precedence', () => {
       quota_messages: { value: null, source: 'config' },
       over_quota: { value: 'reject', source: 'user' },
       locale: { value: 'ja', source: 'user' },
+      'retention.trash': { value: 30, source: 'config' },
+      'retention.junk': { value: 30, source: 'config' },
+      'retention.mailboxes': { value: '', source: 'config' },
+      'pop3.keep_after_retrieval': { value: null, source: 'config' },
+      'pop3.expire_when_usage_above': { value: null, source: 'config' },
     });
     const text = cliOk(dir, ['user', 'get', 'bob@example.com']);
     assert.match(text, /^over_quota = reject\s+\(user\)$/m);
@@ -465,6 +470,11 @@ describe('yubin user quota / set / get and policy precedence', () => {
       quota_messages: { value: null, source: 'config' },
       over_quota: { value: 'defer', source: 'config' },
       locale: { value: 'en', source: 'config' },
+      'retention.trash': { value: 30, source: 'config' },
+      'retention.junk': { value: 30, source: 'config' },
+      'retention.mailboxes': { value: '', source: 'config' },
+      'pop3.keep_after_retrieval': { value: null, source: 'config' },
+      'pop3.expire_when_usage_above': { value: null, source: 'config' },
     });
   });
 
@@ -533,6 +543,11 @@ describe('[policy] in yubin.toml and --config', () => {
       quota_messages: { value: 9, source: 'config' },
       over_quota: { value: 'defer', source: 'config' },
       locale: { value: 'ja', source: 'config' },
+      'retention.trash': { value: 30, source: 'config' },
+      'retention.junk': { value: 30, source: 'config' },
+      'retention.mailboxes': { value: '', source: 'config' },
+      'pop3.keep_after_retrieval': { value: null, source: 'config' },
+      'pop3.expire_when_usage_above': { value: null, source: 'config' },
     });
     assertOneLineError(cli(dir, ['user', 'list', '--config', path.join(path.dirname(other), 'missing.toml')]), /missing\.toml/);
   });
