@@ -203,6 +203,7 @@ export const configSchema = z.object({
         .refine((seconds) => seconds >= 600, { message: 'must be at least 10 minutes (RFC 1939 §3)' })
         .prefault('10m')
         .describe('A connection silent this long is closed without deleting anything (RFC 1939 §3: at least 10 minutes).'),
+      login_timeout: duration().prefault('60s').describe('A connection that has not authenticated within this time is closed (a deadline, not an inactivity timer).'),
     })
     .prefault({}),
   auth: z

@@ -87,8 +87,17 @@ export class Pop3Session {
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.reader = this.newReader();
     this.attach(socket);
+    // A deadline, not an inactivity timer: commands do not keep an unauthenticated session open.
+    this.loginDeadline = setTimeout(() => {
+      if (this.state !== 'authorization' || this.closed) return;
+      this.send('-ERR [SYS/TEMP] Authentication took too long\r\n');
+      this.close();
+    }, this.services.config().pop3.login_timeout * 1000);
+    this.loginDeadline.unref();
     this.send('+OK Yubin POP3 server ready\r\n');
   }
+
+  private loginDeadline: NodeJS.Timeout | null = null;
 
   get secure(): boolean {
     return this.isSecure;
@@ -398,6 +407,7 @@ export class Pop3Session {
     this.user = user;
     this.maildrop = maildrop;
     this.state = 'transaction';
+    if (this.loginDeadline) clearTimeout(this.loginDeadline);
     this.send(`+OK Logged in; ${maildrop.count} message${maildrop.count === 1 ? '' : 's'} in the maildrop\r\n`);
   }
 
@@ -577,6 +587,7 @@ export class Pop3Session {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.loginDeadline) clearTimeout(this.loginDeadline);
     const waiter = this.lineWaiter;
     this.lineWaiter = null;
     waiter?.(null);

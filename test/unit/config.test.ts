@@ -217,7 +217,7 @@ describe('validateConfig', () => {
         max_mailboxes: 10000,
         protect_special_use: true,
       },
-      pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600 },
+      pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600, login_timeout: 60 },
       auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900 },
       policy: { quota: G, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null },
       storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024 },
