@@ -229,7 +229,7 @@ export const configSchema = z.object({
   maintenance: z
     .object({
       interval: duration()
-        .refine((seconds) => seconds === 0 || seconds >= 60, { message: 'must be 0 (off) or at least 1 minute' })
+        .refine((seconds) => seconds === 0 || seconds >= 1, { message: 'must be 0 (off) or at least 1 second' })
         .prefault('1h')
         .describe('How often the server runs the scheduled jobs (retention: Trash/Junk expiry, mailbox retention, POP3 keep-after-retrieval and the safety valve); 0 turns the schedule off (yubin maintenance run still works).'),
     })
