@@ -18,6 +18,7 @@ import type { SelectedMailbox } from './selected.js';
 import { COMMANDS } from './commands/index.js';
 import { capabilityList } from './capabilities.js';
 import { writeUpdates } from './updates.js';
+import { announceQuotaChange } from './commands/quota.js';
 
 /** The selected mailbox vanished under the session; the connection has said BYE. */
 class MailboxGone extends Error {}
@@ -45,6 +46,9 @@ export class ImapConnection implements Session, ConnectionControl {
   private readonly queue: FrameEvent[] = [];
   private queuedBytes = 0;
   private corked = false;
+  private quotaDirty = false;
+  /** The last quota figures this client was told (GETQUOTA answers aside). */
+  private lastQuota: string | null = null;
   private paused = false;
   private loginDeadline: NodeJS.Timeout | null = null;
   private running = false;
@@ -236,6 +240,7 @@ export class ImapConnection implements Session, ConnectionControl {
       }
     }
     if (this.closed) return;
+    if (this.state === 'authenticated' && !this.selected) await this.announceQuota();
     if (this.state !== 'logout' && this.selected) {
       try {
         await this.flushUpdates(uid || !NO_EXPUNGE_DURING.has(name));
@@ -310,6 +315,9 @@ export class ImapConnection implements Session, ConnectionControl {
   }
 
   private onStoreChange(change: StoreChange): void {
+    if (this.user && (change.accountId === this.user.account.id || change.kind === 'external')) {
+      if (change.kind !== 'mailboxes') this.quotaDirty = true;
+    }
     const selected = this.selected;
     if (!selected || !this.user) return;
     if (change.kind === 'external' || change.mailboxId === selected.mailbox.id) {
@@ -337,6 +345,14 @@ export class ImapConnection implements Session, ConnectionControl {
       this.mailboxDirty = false;
     }
     writeUpdates(this, selected.takeUpdates(allowExpunge));
+    await this.announceQuota();
+  }
+
+  /** Untagged QUOTA after this account's usage changed (by this session or any other). */
+  private async announceQuota(): Promise<void> {
+    if (!this.quotaDirty || !this.user) return;
+    this.quotaDirty = false;
+    this.lastQuota = await announceQuotaChange(this, this.lastQuota);
   }
 
   /** IDLE (RFC 2177): waits for DONE, sending updates as they happen. */

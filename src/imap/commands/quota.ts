@@ -36,7 +36,7 @@ export async function accountQuota(session: Session): Promise<QuotaLimit> {
 }
 
 /** The QUOTA response's resource list, or null when the account has no limit at all. */
-async function quotaResources(session: Session): Promise<string | null> {
+export async function quotaResources(session: Session): Promise<string | null> {
   const limit = await accountQuota(session);
   const usage = await session.services.store.getUsage(account(session).id);
   const resources: string[] = [];
@@ -46,6 +46,16 @@ async function quotaResources(session: Session): Promise<string | null> {
   if (limit.messages !== null) resources.push(`MESSAGE ${usage.messages} ${limit.messages}`);
   // quota-list needs at least one resource (RFC 9208 §9): no limit means no quota root.
   return resources.length > 0 ? `(${resources.join(' ')})` : null;
+}
+
+/**
+ * RFC 9208 §4.3: the server may send an untagged QUOTA response when usage changes; Yubin does,
+ * once per change of the figures, so a client shows a filling mailbox before mail bounces.
+ */
+export async function announceQuotaChange(session: Session, last: string | null): Promise<string | null> {
+  const resources = await quotaResources(session);
+  if (resources !== null && resources !== last) session.send(`* QUOTA "${ROOT}" ${resources}\r\n`);
+  return resources;
 }
 
 export const quotaCommands: CommandSpec[] = [
