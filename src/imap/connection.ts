@@ -18,7 +18,7 @@ import type { SelectedMailbox } from './selected.js';
 import { COMMANDS } from './commands/index.js';
 import { capabilityList } from './capabilities.js';
 import { writeUpdates } from './updates.js';
-import { announceQuotaChange } from './commands/quota.js';
+import { announceQuotaChange, quotaResources } from './commands/quota.js';
 
 /** The selected mailbox vanished under the session; the connection has said BYE. */
 class MailboxGone extends Error {}
@@ -49,6 +49,7 @@ export class ImapConnection implements Session, ConnectionControl {
   private quotaDirty = false;
   /** The last quota figures this client was told (GETQUOTA answers aside). */
   private lastQuota: string | null = null;
+  private quotaBaseline: Promise<void> = Promise.resolve();
   private paused = false;
   private loginDeadline: NodeJS.Timeout | null = null;
   private running = false;
@@ -309,6 +310,12 @@ export class ImapConnection implements Session, ConnectionControl {
     this.user = user;
     this.state = 'authenticated';
     if (this.loginDeadline) clearTimeout(this.loginDeadline);
+    this.quotaBaseline = quotaResources(this).then(
+      (resources) => {
+        this.lastQuota = resources;
+      },
+      () => undefined,
+    );
     this.setTimeout(this.services.config().imap.idle_timeout);
     this.unsubscribe = this.services.store.onChange((change) => this.onStoreChange(change));
     this.services.log.info({ event: 'login', protocol: 'imap', session: this.id, ip: this.remoteAddress, user: user.account.address }, 'imap login');
@@ -352,6 +359,8 @@ export class ImapConnection implements Session, ConnectionControl {
   private async announceQuota(): Promise<void> {
     if (!this.quotaDirty || !this.user) return;
     this.quotaDirty = false;
+    // The figures at login are the baseline: only a real change is announced.
+    await this.quotaBaseline;
     this.lastQuota = await announceQuotaChange(this, this.lastQuota);
   }
 

@@ -91,7 +91,7 @@ describe('MaildropLocks', () => {
 
 describe('[pop3] configuration', () => {
   it('has RFC-minded defaults and refuses an idle timeout under 10 minutes (RFC 1939 §3)', () => {
-    assert.deepEqual(validateConfig({}).pop3, { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600 });
+    assert.deepEqual(validateConfig({}).pop3, { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600, login_timeout: 60 });
     assert.equal(validateConfig({ pop3: { idle_timeout: '1h' } }).pop3.idle_timeout, 3600);
     assert.throws(() => validateConfig({ pop3: { idle_timeout: '5m' } }), /pop3\.idle_timeout: .*10 minutes/);
     assert.throws(() => validateConfig({ pop3: { max_line_length: 100 } }), /pop3\.max_line_length/);
