@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Store, QuotaLimit } from '../store/types.js';
-import { effectivePolicy } from '../policy/settings.js';
+import { currentPolicy, quotaLimitOf } from '../policy/settings.js';
 import { fitsQuota, type LocalTarget } from './recipients.js';
 import { blobIdOf } from '../store/blob-id.js';
 
@@ -51,9 +51,7 @@ export class LocalDelivery {
   /** RCPT-time check: does a message of `sizeHint` bytes (0 if unknown) fit every target? */
   async quotaCheck(targets: LocalTarget[], sizeHint: number): Promise<QuotaCheck> {
     for (const target of targets) {
-      const domain = await this.store.getDomain(target.domain.name);
-      const account = (await this.store.getAccountById(target.account.id)) ?? target.account;
-      const policy = effectivePolicy(this.config(), domain, account);
+      const policy = await currentPolicy(this.store, this.config(), target.account);
       const usage = await this.store.getUsage(target.account.id);
       const remembered = this.refusedSizes.get(target.account.id);
       const expected = sizeHint > 0 ? sizeHint + TRACE_ALLOWANCE : remembered && Date.now() - remembered.at < REMEMBER_REFUSED_MS ? remembered.size : 0;
@@ -87,11 +85,8 @@ export class LocalDelivery {
         // RFC 5321 §3.7.2-ish: one copy per mailbox, however many RCPTs or aliases lead to it.
         if (seen.has(target.account.id)) continue;
         seen.add(target.account.id);
-        // Settings are read fresh: a CLI change applies to the next message without a restart.
-        const domain = await this.store.getDomain(target.domain.name);
-        const account = (await this.store.getAccountById(target.account.id)) ?? target.account;
-        const policy = effectivePolicy(this.config(), domain, account);
-        entries.push({ target, address: rcpt.address, quota: { bytes: policy.quota, messages: policy.quota_messages }, permanent: policy.over_quota === 'reject' });
+        const policy = await currentPolicy(this.store, this.config(), target.account);
+        entries.push({ target, address: rcpt.address, quota: quotaLimitOf(policy), permanent: policy.over_quota === 'reject' });
       }
     }
     const returnPath = `Return-Path: <${message.mailFrom}>\r\n`;

@@ -2,7 +2,7 @@
 // file. Values are stored as the admin typed them and validated against the config schema.
 
 import { POLICY_KEYS, policySchema, type Config, type Policy, type PolicyKey } from '../config/schema.js';
-import type { Account, Domain, RawSettings } from '../store/types.js';
+import type { Account, Domain, QuotaLimit, RawSettings, Store } from '../store/types.js';
 
 export class SettingError extends Error {}
 
@@ -46,4 +46,20 @@ export function policySources(domain: Pick<Domain, 'settings'> | null, account: 
     sources[key] = account?.settings[key] !== undefined ? 'user' : domain?.settings[key] !== undefined ? 'domain' : 'config';
   }
   return sources;
+}
+
+/**
+ * An account's policy as it stands now: the account and its domain are read afresh, so that a
+ * CLI change applies to the next message or command without a restart or a new login.
+ */
+export async function currentPolicy(store: Store, config: Config, account: Account): Promise<Policy> {
+  const fresh = (await store.getAccountById(account.id)) ?? account;
+  // An account's address is always in its domain (addAccount derives one from the other).
+  const domain = await store.getDomain(fresh.address.slice(fresh.address.lastIndexOf('@') + 1));
+  return effectivePolicy(config, domain, fresh);
+}
+
+/** The quota limits a policy sets (null: no limit). */
+export function quotaLimitOf(policy: Policy): QuotaLimit {
+  return { bytes: policy.quota, messages: policy.quota_messages };
 }

@@ -9,7 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { effectivePolicy } from '../policy/settings.js';
+import { currentPolicy } from '../policy/settings.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { authenticate, type AuthenticatedUser } from '../auth/authenticate.js';
 import { isLoopback, type AuthThrottle } from '../auth/throttle.js';
@@ -309,11 +309,7 @@ export class Pop3Session {
       const days = config.policy['pop3.keep_after_retrieval'];
       return days === null ? 'EXPIRE NEVER' : `EXPIRE ${days} USER`;
     }
-    const { store } = this.services;
-    const account = (await store.getAccountById(this.user.account.id)) ?? this.user.account;
-    const resolved = await store.resolveRecipient(account.address);
-    const domain = resolved.kind === 'account' ? resolved.domain : null;
-    const days = effectivePolicy(config, domain, account)['pop3.keep_after_retrieval'];
+    const days = (await currentPolicy(this.services.store, config, this.user.account))['pop3.keep_after_retrieval'];
     return days === null ? 'EXPIRE NEVER' : `EXPIRE ${days}`;
   }
 

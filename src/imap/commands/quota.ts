@@ -6,7 +6,7 @@
 // Also the account's quota limit as COPY and APPEND enforce it.
 
 import type { Account, QuotaLimit } from '../../store/types.js';
-import { effectivePolicy } from '../../policy/settings.js';
+import { currentPolicy, quotaLimitOf } from '../../policy/settings.js';
 import { ok, no, bad, type CommandSpec, type Session } from '../context.js';
 import { tokenText } from '../protocol/parser.js';
 import { mailboxNameIn, mailboxNameOut } from '../names.js';
@@ -25,14 +25,7 @@ function account(session: Session): Account {
  * CLI change applies to the next command without a new login (as for delivery).
  */
 export async function accountQuota(session: Session): Promise<QuotaLimit> {
-  const store = session.services.store;
-  const stale = account(session);
-  const fresh = (await store.getAccountById(stale.id)) ?? stale;
-  const domainName = fresh.address.slice(fresh.address.lastIndexOf('@') + 1);
-  let domain = await store.getDomain(domainName);
-  if (!domain || domain.id !== fresh.domainId) domain = (await store.listDomains()).find((d) => d.id === fresh.domainId) ?? domain;
-  const policy = effectivePolicy(session.services.config(), domain, fresh);
-  return { bytes: policy.quota, messages: policy.quota_messages };
+  return quotaLimitOf(await currentPolicy(session.services.store, session.services.config(), account(session)));
 }
 
 /** The QUOTA response's resource list, or null when the account has no limit at all. */
