@@ -59,6 +59,14 @@ const percentOrNone = () =>
     return percent;
   });
 
+/** Parses "5m,10m,1h" (the queue's waits between attempts) into seconds; throws when malformed. */
+export function parseRetrySchedule(value: string): number[] {
+  const waits = value.split(',').map((part) => part.trim()).filter((part) => part !== '').map((part) => parseDuration(part));
+  if (waits.length === 0) throw new Error('expected at least one wait, e.g. "5m,10m,20m,40m,1h"');
+  if (waits.some((seconds) => seconds < 1)) throw new Error('every wait must be at least 1 second');
+  return waits;
+}
+
 /** Parses "Archive/Old=365,Newsletters=14" (mailbox name = days); throws on a malformed entry. */
 export function parseMailboxRetention(value: string): Array<{ mailbox: string; days: number }> {
   const entries: Array<{ mailbox: string; days: number }> = [];
@@ -141,8 +149,8 @@ export const configSchema = z.object({
   listeners: z
     .object({
       smtp: listenAddress().default('127.0.0.1:2525').describe('MX listener (SMTP, RFC 5321): receives mail for local domains, no AUTH. Production: 0.0.0.0:25.'),
-      submission: listenAddress().default('').describe('Submission with STARTTLS (RFC 6409). Production: 0.0.0.0:587. Not available in this version.'),
-      submissions: listenAddress().default('').describe('Submission over implicit TLS (RFC 8314). Production: 0.0.0.0:465. Not available in this version.'),
+      submission: listenAddress().default('').describe('Submission with STARTTLS (RFC 6409): authenticated users hand in mail; AUTH only after STARTTLS. Production: 0.0.0.0:587.'),
+      submissions: listenAddress().default('').describe('Submission over implicit TLS (RFC 8314). Production: 0.0.0.0:465.'),
       imap: listenAddress().default('127.0.0.1:2143').describe('IMAP (RFC 9051) with STARTTLS. Production: 0.0.0.0:143.'),
       imaps: listenAddress().default('').describe('IMAP over implicit TLS (RFC 8314). Production: 0.0.0.0:993.'),
       pop3: listenAddress().default('127.0.0.1:2110').describe('POP3 (RFC 1939) with STLS. Production: 0.0.0.0:110.'),
@@ -169,6 +177,8 @@ export const configSchema = z.object({
       max_header_size: size().prefault('1M').describe('Largest header section of a message (and of each MIME part); more is refused at end of data with 552 5.3.4.'),
       max_mime_depth: z.number().int().positive().default(100).describe('Deepest MIME nesting accepted; deeper messages are refused with 554 5.6.0.'),
       max_mime_parts: z.number().int().positive().default(10000).describe('Most MIME parts in one message; more are refused with 554 5.6.0.'),
+      check_sender_auth: z.boolean().default(true).describe('Check SPF, DKIM, DMARC and ARC of mail arriving at the MX and record the result in an Authentication-Results header (RFC 8601).'),
+      dmarc_reject: z.boolean().default(true).describe('Refuse with 550 5.7.1 mail that fails DMARC when the sender\'s domain publishes p=reject (RFC 7489 §6.7); off: accept it and only record the result.'),
       reverse_dns: z.boolean().default(false).describe('Look up the client\'s host name (PTR) for the Received header; off by default so that a slow resolver never delays greetings.'),
     })
     .prefault({}),
@@ -214,6 +224,54 @@ export const configSchema = z.object({
         .describe('Where passwords may be sent without TLS: "loopback" (only from 127.0.0.0/8 and ::1), "always", or "never". Elsewhere IMAP advertises LOGINDISABLED until STARTTLS.'),
       failure_delay: duration().prefault('2s').describe('Delay before answering a failed authentication; doubled for each further failure from the same IP or for the same account (up to 30 s).'),
       failure_window: duration().prefault('15m').describe('How long failed authentications are remembered for throttling.'),
+    })
+    .prefault({}),
+  dns: z
+    .object({
+      servers: z
+        .array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+|[0-9a-fA-F:]+)(:\d{1,5})?$/, 'expected an IP address, optionally with :PORT'))
+        .default([])
+        .describe('DNS servers for MX, A/AAAA, SPF, DKIM and DMARC lookups, as "IP" or "IP:PORT" ("[::1]:53" for IPv6); empty: the system\'s resolvers (/etc/resolv.conf). `yubin serve --dns HOST:PORT` sets one.'),
+      timeout: duration().prefault('10s').describe('How long one DNS query may take before it counts as a temporary failure.'),
+    })
+    .prefault({}),
+  queue: z
+    .object({
+      retry_schedule: z
+        .string()
+        .superRefine((value, ctx) => {
+          try {
+            parseRetrySchedule(value);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        })
+        .default('5m,10m,20m,40m,1h')
+        .describe('Waits between delivery attempts after a temporary failure (4xx reply, no connection), separated by commas; the last one repeats until the message expires (RFC 5321 §4.5.4.1).'),
+      lifetime: duration().prefault('5d').describe('How long a message is retried before it is bounced to its sender (RFC 5321 §4.5.4.1 suggests 4-5 days).'),
+      delay_notice: duration().prefault('4h').describe('After this long undelivered, the sender gets one delay notice (RFC 3464 Action: delayed) where NOTIFY allows it; 0 sends none.'),
+      remote_port: z.number().int().min(1).max(65535).default(25).describe('TCP port of remote mail servers (25; another port only for tests and special setups).'),
+      smarthost: z
+        .string()
+        .refine((value) => value === '' || /^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+)(:\d{1,5})?$/.test(value), { message: 'expected HOST or HOST:PORT, or ""' })
+        .default('')
+        .describe('Send all remote mail through this relay (HOST or HOST:PORT; "[IP]" skips the MX lookup) instead of looking up MX records; "" for direct delivery.'),
+      transports: z
+        .record(z.string(), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+)(:\d{1,5})?$/, 'expected HOST or HOST:PORT'))
+        .default({})
+        .describe('Per-domain routes, as a [queue.transports] table of DOMAIN = "HOST[:PORT]": mail for that domain goes there instead of its MX.'),
+      max_per_destination: z.number().int().positive().default(4).describe('Simultaneous connections to one destination host.'),
+      max_connections: z.number().int().positive().default(50).describe('Simultaneous outbound connections in total.'),
+      connection_reuse: z.boolean().default(true).describe('Keep a connection to a destination open after a message and send the next one over it (RSET between messages).'),
+      max_messages_per_connection: z.number().int().positive().default(100).describe('Messages sent over one outbound connection before it is closed.'),
+      connect_timeout: duration().prefault('30s').describe('How long to wait for a remote server to accept the connection and greet.'),
+      command_timeout: duration().prefault('5m').describe('How long to wait for a remote server\'s reply to one command (RFC 5321 §4.5.3.2 suggests 5 minutes; 10 for the end of data).'),
+      poll_interval: duration().prefault('1s').describe('How often the queue looks for due messages (new mail is sent at once regardless).'),
+    })
+    .prefault({}),
+  dkim: z
+    .object({
+      sign: z.boolean().default(true).describe('Sign mail from local domains with their DKIM key (`yubin dkim generate DOMAIN`) before it leaves; a domain without a key is sent unsigned.'),
     })
     .prefault({}),
   policy: policySchema.prefault({}),

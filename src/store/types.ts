@@ -192,6 +192,107 @@ export class StoreError extends Error {
   }
 }
 
+
+// Outbound queue (RFC 5321 §4.5.4.1: retry strategy), and DKIM keys.
+
+/** RFC 3461 §4.1 NOTIFY: null when the client gave none (then failures and delays are reported). */
+export type DsnNotify = Array<'SUCCESS' | 'FAILURE' | 'DELAY'> | ['NEVER'];
+
+export interface QueueRecipientInput {
+  address: string;
+  /** RFC 3461 §4.2 ORCPT as given ("rfc822;user@example.com"), or null. */
+  orcpt: string | null;
+  notify: DsnNotify | null;
+}
+
+export interface EnqueueRequest {
+  blobId: string;
+  blobSize: number;
+  /** As for DeliveryRequest: the bytes of a small body kept inside the database. */
+  inlineBytes?: Buffer;
+  /** Envelope sender; '' for the null sender (DSNs). */
+  sender: string;
+  /** RFC 3461 §4.4 ENVID and §4.3 RET. */
+  envid: string | null;
+  ret: 'FULL' | 'HDRS' | null;
+  /** The submitting account (its locale writes the DSN); null for mail that came in over the MX. */
+  accountId: number | null;
+  /** 'mail' from a user or forwarded; 'dsn' for a report Yubin wrote (never bounced itself). */
+  kind: 'mail' | 'dsn';
+  /** RFC 6531: the envelope needs SMTPUTF8. */
+  smtpUtf8: boolean;
+  receivedAt: Date;
+  expiresAt: Date;
+  recipients: QueueRecipientInput[];
+}
+
+export type QueueRecipientState = 'queued' | 'delivered' | 'relayed' | 'failed';
+
+export interface SmtpReplyRecord {
+  code: number;
+  /** RFC 3463 enhanced status code, e.g. "4.2.2", or null when the peer gave none. */
+  enhanced: string | null;
+  text: string;
+  /** The host that answered (RFC 3464 Remote-MTA), or null when none was reached. */
+  remoteMta: string | null;
+}
+
+export interface QueueRecipient {
+  id: number;
+  messageId: number;
+  address: string;
+  domain: string;
+  orcpt: string | null;
+  notify: DsnNotify | null;
+  state: QueueRecipientState;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastAttemptAt: Date | null;
+  lastReply: SmtpReplyRecord | null;
+  /** A delay notice was sent (one per recipient). */
+  delayNotified: boolean;
+  /** The final DSN for this recipient (if any was due) has been issued. */
+  reported: boolean;
+}
+
+export interface QueueMessage {
+  id: number;
+  blobId: string;
+  size: number;
+  sender: string;
+  envid: string | null;
+  ret: 'FULL' | 'HDRS' | null;
+  accountId: number | null;
+  kind: 'mail' | 'dsn';
+  smtpUtf8: boolean;
+  receivedAt: Date;
+  expiresAt: Date;
+  recipients: QueueRecipient[];
+}
+
+export interface QueueRecipientUpdate {
+  recipientId: number;
+  state: QueueRecipientState;
+  /** Counts one attempt when true (a delivery attempt, not a bookkeeping change). */
+  attempted: boolean;
+  attemptAt?: Date;
+  nextAttemptAt?: Date;
+  lastReply?: SmtpReplyRecord | null;
+  delayNotified?: boolean;
+  reported?: boolean;
+}
+
+export interface DkimKey {
+  domain: string;
+  selector: string;
+  algorithm: 'rsa' | 'ed25519';
+  /** PKCS#8 PEM. */
+  privateKey: string;
+  /** The p= value of the DNS record: base64 of the public key (SPKI DER for RSA, raw 32 bytes for Ed25519). */
+  publicKey: string;
+  createdAt: Date;
+}
+
 export interface BlobStore {
   /** Writes bytes durably (fsynced when configured) under their content hash; returns the id. */
   put(bytes: Buffer): Promise<string>;
@@ -296,6 +397,34 @@ export interface Store {
   changesSince(mailboxId: number, modSeq: number): Promise<MailboxChanges>;
   /** Subscribes to change events of this store (this process, and others via polling). Returns an unsubscribe function. */
   onChange(listener: (change: StoreChange) => void): () => void;
+
+  // Outbound queue
+  /** Queues a message for remote recipients (the blob as for deliver()); returns the queue id. */
+  enqueue(request: EnqueueRequest, bytes?: Buffer): Promise<number>;
+  /**
+   * Takes up to `limit` queued recipients due at `now`, moving their next attempt to `leaseUntil`
+   * in the same transaction (so another node, or a crash, never sends twice at once).
+   * Returned grouped by message, each message with only its claimed recipients.
+   */
+  claimDueRecipients(now: Date, leaseUntil: Date, limit: number): Promise<QueueMessage[]>;
+  updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<void>;
+  /** Messages with every recipient final and reported: removed, their blob released. Returns the ids. */
+  removeFinishedQueueMessages(): Promise<number[]>;
+  /** Messages with recipients final but not yet reported (a DSN may be owed). */
+  listUnreportedQueueMessages(limit: number): Promise<QueueMessage[]>;
+  listQueue(): Promise<QueueMessage[]>;
+  getQueueMessage(id: number): Promise<QueueMessage | null>;
+  /** Makes queued recipients due at `now` (one message, or all when id is null); returns how many. */
+  retryQueue(id: number | null, now: Date): Promise<number>;
+  /** Removes a message from the queue without any DSN; false when there was none. */
+  deleteQueueMessage(id: number): Promise<boolean>;
+  /** Earliest next attempt of any queued recipient, or null when nothing waits. */
+  nextQueueAttempt(): Promise<Date | null>;
+
+  // DKIM keys
+  /** Adds a key; StoreError('exists') when the domain already has one with this selector. */
+  addDkimKey(key: Omit<DkimKey, 'createdAt'>): Promise<void>;
+  listDkimKeys(domain?: string): Promise<DkimKey[]>;
 
   close(): Promise<void>;
 }
