@@ -94,6 +94,50 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX retention_log_account ON retention_log(account_id, at);
   `,
+  // 5: the outbound queue (one row per message, one per recipient with its own state) and DKIM
+  //    signing keys. AUTOINCREMENT: a queue id shown to an admin never names another message later.
+  `
+  CREATE TABLE queue_messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob_id      TEXT NOT NULL REFERENCES blobs(id),
+    size         INTEGER NOT NULL,
+    sender       TEXT NOT NULL,               -- '' is the null sender
+    envid        TEXT,
+    ret          TEXT,                        -- FULL, HDRS or NULL
+    account_id   INTEGER,                     -- submitting account, NULL for forwarded mail
+    kind         TEXT NOT NULL,               -- mail | dsn
+    smtputf8     INTEGER NOT NULL DEFAULT 0,
+    received_at  INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+  );
+  CREATE TABLE queue_recipients (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id       INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+    address          TEXT NOT NULL,
+    domain           TEXT NOT NULL,
+    orcpt            TEXT,
+    notify           TEXT,                    -- comma-separated NOTIFY, NULL when none was given
+    state            TEXT NOT NULL,           -- queued | delivered | relayed | failed
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_attempt_at  INTEGER,
+    last_reply       TEXT,                    -- JSON SmtpReplyRecord
+    delay_notified   INTEGER NOT NULL DEFAULT 0,
+    reported         INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at) WHERE state = 'queued';
+  CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+  CREATE INDEX queue_recipients_unreported ON queue_recipients(message_id) WHERE state <> 'queued' AND reported = 0;
+  CREATE TABLE dkim_keys (
+    domain       TEXT NOT NULL,
+    selector     TEXT NOT NULL,
+    algorithm    TEXT NOT NULL,               -- rsa | ed25519
+    private_key  TEXT NOT NULL,
+    public_key   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (domain, selector)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -14,6 +14,14 @@ import {
   type AccountSummary,
   type Alias,
   type DeliveryRequest,
+  type DkimKey,
+  type DsnNotify,
+  type EnqueueRequest,
+  type QueueMessage,
+  type QueueRecipient,
+  type QueueRecipientState,
+  type QueueRecipientUpdate,
+  type SmtpReplyRecord,
   type DeliveryResult,
   type Domain,
   type FlagOperation,
@@ -89,6 +97,65 @@ const toAccount = (row: AccountRow): Account => ({
   passwordHash: row.password_hash,
   createdAt: new Date(row.created_at),
   settings: JSON.parse(row.settings) as RawSettings,
+});
+
+interface QueueMessageRow {
+  id: number;
+  blob_id: string;
+  size: number;
+  sender: string;
+  envid: string | null;
+  ret: 'FULL' | 'HDRS' | null;
+  account_id: number | null;
+  kind: 'mail' | 'dsn';
+  smtputf8: number;
+  received_at: number;
+  expires_at: number;
+}
+interface QueueRecipientRow {
+  id: number;
+  message_id: number;
+  address: string;
+  domain: string;
+  orcpt: string | null;
+  notify: string | null;
+  state: QueueRecipientState;
+  attempts: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_reply: string | null;
+  delay_notified: number;
+  reported: number;
+}
+
+const toQueueRecipient = (row: QueueRecipientRow): QueueRecipient => ({
+  id: row.id,
+  messageId: row.message_id,
+  address: row.address,
+  domain: row.domain,
+  orcpt: row.orcpt,
+  notify: row.notify === null ? null : (row.notify.split(',') as DsnNotify),
+  state: row.state,
+  attempts: row.attempts,
+  nextAttemptAt: new Date(row.next_attempt_at),
+  lastAttemptAt: row.last_attempt_at === null ? null : new Date(row.last_attempt_at),
+  lastReply: row.last_reply === null ? null : (JSON.parse(row.last_reply) as SmtpReplyRecord),
+  delayNotified: row.delay_notified === 1,
+  reported: row.reported === 1,
+});
+const toQueueMessage = (row: QueueMessageRow, recipients: QueueRecipientRow[]): QueueMessage => ({
+  id: row.id,
+  blobId: row.blob_id,
+  size: row.size,
+  sender: row.sender,
+  envid: row.envid,
+  ret: row.ret,
+  accountId: row.account_id,
+  kind: row.kind,
+  smtpUtf8: row.smtputf8 === 1,
+  receivedAt: new Date(row.received_at),
+  expiresAt: new Date(row.expires_at),
+  recipients: recipients.map(toQueueRecipient),
 });
 
 export class SqliteStore implements Store {
@@ -536,6 +603,117 @@ export class SqliteStore implements Store {
   private stopExternalPoll(): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+  }
+
+  // Outbound queue
+
+  async enqueue(request: EnqueueRequest, bytes?: Buffer): Promise<number> {
+    try {
+      return await this.writer.run('enqueue', request);
+    } catch (err) {
+      // As in deliver(): a collected identical blob is written again, once.
+      if (bytes && err instanceof StoreError && err.code === 'not-found' && err.message.startsWith('blob ')) {
+        await this.blobs.put(bytes);
+        return this.writer.run('enqueue', request);
+      }
+      throw err;
+    }
+  }
+
+  async claimDueRecipients(now: Date, leaseUntil: Date, limit: number): Promise<QueueMessage[]> {
+    const ids = await this.writer.run('claimDueRecipients', { now: now.getTime(), leaseUntil: leaseUntil.getTime(), limit });
+    if (ids.length === 0) return [];
+    const rows: QueueRecipientRow[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      rows.push(...(this.db.prepare(`SELECT * FROM queue_recipients WHERE id IN (${chunk.map(() => '?').join(',')})`).all(...chunk) as QueueRecipientRow[]));
+    }
+    return this.queueMessagesWith(rows);
+  }
+
+  async updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    await this.writer.run('updateQueueRecipients', {
+      updates: updates.map((u) => ({ ...u, attemptAt: undefined, nextAttemptAt: undefined, attemptAtMs: u.attemptAt?.getTime(), nextAttemptAtMs: u.nextAttemptAt?.getTime() })),
+    });
+  }
+
+  async removeFinishedQueueMessages(): Promise<number[]> {
+    return this.writer.run('removeFinishedQueueMessages', { limit: 1000 });
+  }
+
+  async listUnreportedQueueMessages(limit: number): Promise<QueueMessage[]> {
+    const ids = stmt(this.db, "SELECT DISTINCT message_id FROM queue_recipients WHERE state <> 'queued' AND reported = 0 LIMIT ?").all(limit) as Array<{ message_id: number }>;
+    const messages: QueueMessage[] = [];
+    for (const { message_id } of ids) {
+      const message = await this.getQueueMessage(message_id);
+      if (message) messages.push(message);
+    }
+    return messages;
+  }
+
+  async listQueue(): Promise<QueueMessage[]> {
+    const rows = stmt(this.db, 'SELECT * FROM queue_recipients ORDER BY message_id, id').all() as QueueRecipientRow[];
+    return this.queueMessagesWith(rows);
+  }
+
+  async getQueueMessage(id: number): Promise<QueueMessage | null> {
+    const rows = stmt(this.db, 'SELECT * FROM queue_recipients WHERE message_id = ? ORDER BY id').all(id) as QueueRecipientRow[];
+    const messages = this.queueMessagesWith(rows);
+    if (messages.length > 0) return messages[0]!;
+    const row = stmt(this.db, 'SELECT * FROM queue_messages WHERE id = ?').get(id) as QueueMessageRow | undefined;
+    return row ? toQueueMessage(row, []) : null;
+  }
+
+  async retryQueue(id: number | null, now: Date): Promise<number> {
+    return this.writer.run('retryQueue', { id, now: now.getTime() });
+  }
+
+  async deleteQueueMessage(id: number): Promise<boolean> {
+    return this.writer.run('deleteQueueMessage', { id });
+  }
+
+  async nextQueueAttempt(): Promise<Date | null> {
+    const row = stmt(this.db, "SELECT min(next_attempt_at) AS next FROM queue_recipients WHERE state = 'queued'").get() as { next: number | null };
+    return row.next === null ? null : new Date(row.next);
+  }
+
+  private queueMessagesWith(recipientRows: QueueRecipientRow[]): QueueMessage[] {
+    const byMessage = new Map<number, QueueRecipientRow[]>();
+    for (const row of recipientRows) {
+      const list = byMessage.get(row.message_id);
+      if (list) list.push(row);
+      else byMessage.set(row.message_id, [row]);
+    }
+    const messages: QueueMessage[] = [];
+    const getMessage = stmt(this.db, 'SELECT * FROM queue_messages WHERE id = ?');
+    for (const [id, rows] of byMessage) {
+      const row = getMessage.get(id) as QueueMessageRow | undefined;
+      if (row) messages.push(toQueueMessage(row, rows));
+    }
+    return messages;
+  }
+
+  // DKIM keys
+
+  async addDkimKey(key: Omit<DkimKey, 'createdAt'>): Promise<void> {
+    await this.writer.run('addDkimKey', { domain: key.domain, selector: key.selector, algorithm: key.algorithm, privateKey: key.privateKey, publicKey: key.publicKey });
+  }
+
+  async listDkimKeys(domain?: string): Promise<DkimKey[]> {
+    const rows = (
+      domain === undefined
+        ? stmt(this.db, 'SELECT * FROM dkim_keys ORDER BY domain, selector').all()
+        : stmt(this.db, 'SELECT * FROM dkim_keys WHERE domain = ? ORDER BY selector').all(domain)
+    ) as Array<{ domain: string; selector: string; algorithm: 'rsa' | 'ed25519'; private_key: string; public_key: string; created_at: number }>;
+    return rows.map((row) => ({
+      domain: row.domain,
+      selector: row.selector,
+      algorithm: row.algorithm,
+      privateKey: row.private_key,
+      publicKey: row.public_key,
+      createdAt: new Date(row.created_at),
+    }));
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,8 @@ import {
   DEFAULT_MAILBOXES,
   StoreError,
   type DeliveryRequest,
+  type EnqueueRequest,
+  type QueueRecipientUpdate,
   type DeliveryResult,
   type FlagOperation,
   type FlagUpdateResult,
@@ -507,7 +509,100 @@ function referenceBlob(ctx: WriteContext, blobId: string, size: number, count: n
   }
 }
 
-export const allWrites = { ...writes, ...mailboxWrites } as const;
+
+// ---------------------------------------------------------------------------------------------
+// The outbound queue and DKIM keys.
+
+export const queueWrites = {
+  enqueue(ctx: WriteContext, req: EnqueueRequest): number {
+    referenceBlob(ctx, req.blobId, req.blobSize, 1, req.inlineBytes);
+    const info = stmt(
+      ctx.db,
+      'INSERT INTO queue_messages(blob_id, size, sender, envid, ret, account_id, kind, smtputf8, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(req.blobId, req.blobSize, req.sender, req.envid, req.ret, req.accountId, req.kind, req.smtpUtf8 ? 1 : 0, req.receivedAt.getTime(), req.expiresAt.getTime());
+    const messageId = Number(info.lastInsertRowid);
+    const insert = stmt(ctx.db, 'INSERT INTO queue_recipients(message_id, address, domain, orcpt, notify, state, next_attempt_at) VALUES (?, ?, ?, ?, ?, \'queued\', ?)');
+    for (const rcpt of req.recipients) {
+      const domain = rcpt.address.slice(rcpt.address.lastIndexOf('@') + 1).toLowerCase();
+      insert.run(messageId, rcpt.address, domain, rcpt.orcpt, rcpt.notify ? rcpt.notify.join(',') : null, req.receivedAt.getTime());
+    }
+    return messageId;
+  },
+
+  /** Claims due recipients by moving their next attempt to the lease end; returns their ids. */
+  claimDueRecipients(ctx: WriteContext, args: { now: number; leaseUntil: number; limit: number }): number[] {
+    const rows = stmt(ctx.db, "SELECT id FROM queue_recipients WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?").all(args.now, args.limit) as Array<{ id: number }>;
+    const lease = stmt(ctx.db, 'UPDATE queue_recipients SET next_attempt_at = ? WHERE id = ?');
+    for (const row of rows) lease.run(args.leaseUntil, row.id);
+    return rows.map((row) => row.id);
+  },
+
+  updateQueueRecipients(ctx: WriteContext, args: { updates: Array<QueueRecipientUpdate & { attemptAtMs?: number; nextAttemptAtMs?: number }> }) {
+    for (const u of args.updates) {
+      const row = stmt(ctx.db, 'SELECT attempts, next_attempt_at, last_attempt_at, last_reply, delay_notified, reported FROM queue_recipients WHERE id = ?').get(u.recipientId) as
+        | { attempts: number; next_attempt_at: number; last_attempt_at: number | null; last_reply: string | null; delay_notified: number; reported: number }
+        | undefined;
+      if (!row) continue; // deleted by an admin meanwhile
+      stmt(ctx.db, 'UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_reply = ?, delay_notified = ?, reported = ? WHERE id = ?').run(
+        u.state,
+        row.attempts + (u.attempted ? 1 : 0),
+        u.nextAttemptAtMs ?? row.next_attempt_at,
+        u.attemptAtMs ?? row.last_attempt_at,
+        u.lastReply === undefined ? row.last_reply : u.lastReply === null ? null : JSON.stringify(u.lastReply),
+        u.delayNotified === undefined ? row.delay_notified : u.delayNotified ? 1 : 0,
+        u.reported === undefined ? row.reported : u.reported ? 1 : 0,
+        u.recipientId,
+      );
+    }
+    return null;
+  },
+
+  removeFinishedQueueMessages(ctx: WriteContext, args: { limit: number }): number[] {
+    const rows = stmt(
+      ctx.db,
+      "SELECT m.id, m.blob_id FROM queue_messages m WHERE NOT EXISTS (SELECT 1 FROM queue_recipients r WHERE r.message_id = m.id AND (r.state = 'queued' OR r.reported = 0)) LIMIT ?",
+    ).all(args.limit) as Array<{ id: number; blob_id: string }>;
+    for (const row of rows) removeQueueMessage(ctx, row.id, row.blob_id);
+    return rows.map((row) => row.id);
+  },
+
+  retryQueue(ctx: WriteContext, args: { id: number | null; now: number }): number {
+    const info =
+      args.id === null
+        ? stmt(ctx.db, "UPDATE queue_recipients SET next_attempt_at = ? WHERE state = 'queued'").run(args.now)
+        : stmt(ctx.db, "UPDATE queue_recipients SET next_attempt_at = ? WHERE state = 'queued' AND message_id = ?").run(args.now, args.id);
+    return info.changes;
+  },
+
+  deleteQueueMessage(ctx: WriteContext, args: { id: number }): boolean {
+    const row = stmt(ctx.db, 'SELECT blob_id FROM queue_messages WHERE id = ?').get(args.id) as { blob_id: string } | undefined;
+    if (!row) return false;
+    removeQueueMessage(ctx, args.id, row.blob_id);
+    return true;
+  },
+
+  addDkimKey(ctx: WriteContext, args: { domain: string; selector: string; algorithm: string; privateKey: string; publicKey: string }) {
+    const exists = stmt(ctx.db, 'SELECT 1 FROM dkim_keys WHERE domain = ? AND selector = ?').get(args.domain, args.selector);
+    if (exists) throw new StoreError('exists', `${args.domain} already has a DKIM key with selector ${args.selector}`);
+    stmt(ctx.db, 'INSERT INTO dkim_keys(domain, selector, algorithm, private_key, public_key, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      args.domain,
+      args.selector,
+      args.algorithm,
+      args.privateKey,
+      args.publicKey,
+      Date.now(),
+    );
+    return null;
+  },
+} as const;
+
+function removeQueueMessage(ctx: WriteContext, id: number, blobId: string): void {
+  stmt(ctx.db, 'DELETE FROM queue_recipients WHERE message_id = ?').run(id);
+  stmt(ctx.db, 'DELETE FROM queue_messages WHERE id = ?').run(id);
+  releaseBlob(ctx, blobId, 1);
+}
+
+export const allWrites = { ...writes, ...mailboxWrites, ...queueWrites } as const;
 export type AllWriteOps = typeof allWrites;
 
 export type WriteOps = typeof allWrites;
