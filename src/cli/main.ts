@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './context.js';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.js';
+import { dkimCommand, DKIM_HELP } from './commands/dkim.js';
+import { dnsRecordsCommand, DNS_RECORDS_HELP } from './commands/dns-records.js';
 import { domainCommand, DOMAIN_HELP } from './commands/domain.js';
 import { maintenanceCommand, MAINTENANCE_HELP } from './commands/maintenance.js';
 import { SERVE_HELP } from './commands/serve-help.js';
@@ -26,6 +28,10 @@ ${ALIAS_HELP}
 
 ${MAINTENANCE_HELP}
 
+${DKIM_HELP}
+
+${DNS_RECORDS_HELP}
+
 yubin --version`;
 
 async function main(argv: string[]): Promise<void> {
@@ -42,6 +48,10 @@ async function main(argv: string[]): Promise<void> {
       return aliasCommand(rest);
     case 'maintenance':
       return maintenanceCommand(rest);
+    case 'dkim':
+      return dkimCommand(rest);
+    case 'dns-records':
+      return dnsRecordsCommand(rest);
     case '--version':
     case 'version': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

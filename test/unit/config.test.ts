@@ -167,7 +167,8 @@ describe('parseDuration', () => {
 
 /** Leaf paths of a plain object: { a: { b: 1 } } → ['a.b']. */
 function leafKeys(value: unknown, prefix = ''): string[] {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  // An empty table (such as queue.transports) is itself one setting.
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0) return [prefix];
   return Object.entries(value).flatMap(([key, child]) => leafKeys(child, prefix ? `${prefix}.${key}` : key));
 }
 
@@ -202,6 +203,8 @@ describe('validateConfig', () => {
         max_header_size: M,
         max_mime_depth: 100,
         max_mime_parts: 10000,
+        check_sender_auth: true,
+        dmarc_reject: true,
         reverse_dns: false,
       },
       imap: {
@@ -219,6 +222,23 @@ describe('validateConfig', () => {
       },
       pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600, login_timeout: 60 },
       auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900 },
+      dns: { servers: [], timeout: 10 },
+      queue: {
+        retry_schedule: '5m,10m,20m,40m,1h',
+        lifetime: 5 * 86400,
+        delay_notice: 4 * 3600,
+        remote_port: 25,
+        smarthost: '',
+        transports: {},
+        max_per_destination: 4,
+        max_connections: 50,
+        connection_reuse: true,
+        max_messages_per_connection: 100,
+        connect_timeout: 30,
+        command_timeout: 300,
+        poll_interval: 1,
+      },
+      dkim: { sign: true },
       policy: { quota: G, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null },
       storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024 },
       maintenance: { interval: 3600 },
@@ -299,6 +319,10 @@ describe('validateConfig', () => {
       [{ storage: { fsync: 'no' } }, /storage\.fsync: /],
       [{ log: { level: 'verbose' } }, /log\.level: /],
       [{ smtp: 'fast' }, /smtp/],
+      [{ queue: { retry_schedule: '5m,soon' } }, /queue\.retry_schedule: /],
+      [{ queue: { smarthost: 'relay example' } }, /queue\.smarthost: /],
+      [{ queue: { transports: { 'example.com': 'a b' } } }, /queue\.transports/],
+      [{ dns: { servers: ['not an ip:port:x'] } }, /dns\.servers/],
     ];
     for (const [raw, pattern] of cases) assert.match(configError(raw).message, pattern, JSON.stringify(raw));
   });
