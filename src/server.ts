@@ -13,11 +13,13 @@ import { AuthThrottle } from './auth/throttle.js';
 import { Pop3Server } from './pop3/server.js';
 import { MaildropLocks } from './pop3/locks.js';
 import { startScheduler } from './maintenance/jobs.js';
+import { DnsResolver } from './dns/resolver.js';
+import { OutboundQueue } from './queue/outbound-queue.js';
 
 export const LISTENER_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
 export type ListenerName = (typeof LISTENER_NAMES)[number];
 /** Listeners this version implements; the others are refused with a clear message. */
-export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp', 'imap', 'imaps', 'pop3', 'pop3s']);
+export const AVAILABLE_LISTENERS: ReadonlySet<ListenerName> = new Set(['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s']);
 
 export interface ListeningOn {
   name: ListenerName;
@@ -27,6 +29,7 @@ export interface ListeningOn {
 
 export interface RunningServer {
   store: Store;
+  queue: OutboundQueue;
   listening: ListeningOn[];
   log: Logger;
   stop(): Promise<void>;
@@ -60,13 +63,25 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   const services = { config: () => config, store, throttle, log };
   // One POP3 session per maildrop, across both POP3 listeners.
   const pop3Services = { ...services, locks: new MaildropLocks() };
+  const resolver = new DnsResolver({ servers: config.dns.servers, timeoutSeconds: config.dns.timeout });
+  const queue = new OutboundQueue({ config: () => config, store, resolver, log });
   const listening: ListeningOn[] = [];
   const stoppers: Array<() => Promise<void>> = [];
   try {
     for (const name of wanted) {
       const { host, port } = parseHostPort(config.listeners[name]);
-      if (name === 'smtp') {
-        const smtp = new InboundSmtpServer({ config: () => config, store, tls, log });
+      if (name === 'smtp' || name === 'submission' || name === 'submissions') {
+        const smtp = new InboundSmtpServer({
+          config: () => config,
+          store,
+          tls,
+          log,
+          mode: name === 'smtp' ? 'mx' : 'submission',
+          implicitTls: name === 'submissions',
+          queue,
+          resolver,
+          throttle,
+        });
         const address = await smtp.listen(host, port);
         stoppers.push(() => smtp.close());
         listening.push({ name, host: address.address, port: address.port });
@@ -82,8 +97,10 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
         listening.push({ name, host: address.address, port: address.port });
       }
     }
+    await queue.start();
   } catch (err) {
     await Promise.allSettled(stoppers.map((stop) => stop()));
+    await queue.stop();
     await store.close();
     throw err;
   }
@@ -94,11 +111,13 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   let stopping: Promise<void> | null = null;
   return {
     store,
+    queue,
     listening,
     log,
     stop() {
       stopping ??= (async () => {
         await Promise.allSettled(stoppers.map((stop) => stop()));
+        await queue.stop();
         await scheduler.stop();
         await store.close();
         log.info({ event: 'stopped' }, 'yubin stopped');

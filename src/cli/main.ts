@@ -11,6 +11,7 @@ import { domainCommand, DOMAIN_HELP } from './commands/domain.js';
 import { maintenanceCommand, MAINTENANCE_HELP } from './commands/maintenance.js';
 import { SERVE_HELP } from './commands/serve-help.js';
 import { userCommand, USER_HELP } from './commands/user.js';
+import { queueCommand, QUEUE_HELP } from './commands/queue.js';
 
 const HELP = `Yubin (郵便) — a complete mail server
 
@@ -27,6 +28,8 @@ ${USER_HELP}
 ${ALIAS_HELP}
 
 ${MAINTENANCE_HELP}
+
+${QUEUE_HELP}
 
 ${DKIM_HELP}
 
@@ -48,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
       return aliasCommand(rest);
     case 'maintenance':
       return maintenanceCommand(rest);
+    case 'queue':
+      return queueCommand(rest);
     case 'dkim':
       return dkimCommand(rest);
     case 'dns-records':

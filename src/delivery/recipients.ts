@@ -1,5 +1,5 @@
 // Recipient policy: what an envelope recipient means here. Local accounts and aliases in local
-// domains only; every routing trick (percent hack, bang path, quoted local part with "@",
+// domains only (an alias may also forward to addresses elsewhere: those come back as `remote`); every routing trick (percent hack, bang path, quoted local part with "@",
 // IP literal, source route) is refused as relaying. No SMTP types here: verdicts are values.
 
 import type { Policy } from '../config/schema.js';
@@ -13,7 +13,8 @@ export interface LocalTarget {
 }
 
 export type RecipientVerdict =
-  | { kind: 'local'; targets: LocalTarget[] }
+  /** `targets` are local mailboxes; `remote` are forwarding addresses of aliases, to be queued. */
+  | { kind: 'local'; targets: LocalTarget[]; remote: string[] }
   | { kind: 'unknown-user'; address: string }
   | { kind: 'relay-denied'; address: string; why: string }
   | { kind: 'bad-syntax'; address: string };
@@ -67,6 +68,7 @@ export async function resolveEnvelopeRecipient(store: Store, raw: string, hostna
   if (parts.routing) return { kind: 'relay-denied', address: raw, why: parts.routing };
 
   const targets = new Map<number, LocalTarget>();
+  const remote = new Set<string>();
   const seen = new Set<string>();
   const expand = async (addr: string, depth: number): Promise<void> => {
     if (seen.has(addr) || depth > MAX_ALIAS_DEPTH) return;
@@ -76,12 +78,15 @@ export async function resolveEnvelopeRecipient(store: Store, raw: string, hostna
       if (!targets.has(resolution.account.id)) targets.set(resolution.account.id, { account: resolution.account, domain: resolution.domain, via: addr });
     } else if (resolution.kind === 'alias') {
       for (const target of resolution.targets) await expand(target.toLowerCase(), depth + 1);
+    } else if (resolution.kind === 'not-local' && depth > 0) {
+      const parts = normalizeAddress(addr);
+      if (parts && !parts.routing) remote.add(`${parts.local}@${parts.domain}`);
     }
     // an alias target that no longer exists is skipped; the alias still reaches the others
   };
   await expand(`${parts.local}@${parts.domain}`, 0);
-  if (targets.size === 0) return { kind: 'unknown-user', address: raw };
-  return { kind: 'local', targets: [...targets.values()] };
+  if (targets.size === 0 && remote.size === 0) return { kind: 'unknown-user', address: raw };
+  return { kind: 'local', targets: [...targets.values()], remote: [...remote] };
 }
 
 /** Whether `size` more bytes (0 when unknown) and one more message fit the account's quota. */

@@ -3,7 +3,7 @@
 import { CliError, UsageError, loadContext, normalizeMailAddress, parse, printJson, withStore } from '../context.js';
 import { rethrowStoreError } from './domain.js';
 
-export const ALIAS_HELP = `yubin alias add ALIAS TARGET[,TARGET...]   (targets: users or aliases of local domains)
+export const ALIAS_HELP = `yubin alias add ALIAS TARGET[,TARGET...]   (targets: local users or aliases, or addresses elsewhere to forward to)
 yubin alias list [--json]
 yubin alias remove ALIAS`;
 
@@ -26,8 +26,7 @@ export async function aliasCommand(args: string[]): Promise<void> {
         if (!(await store.getDomain(domain))) throw new CliError(`unknown domain ${domain}; add it first: yubin domain add ${domain}`);
         for (const target of targets) {
           const resolution = await store.resolveRecipient(target);
-          // Forwarding to other domains needs the outbound queue; until then targets must be local.
-          if (resolution.kind === 'not-local') throw new CliError(`${target} is not in a local domain; alias targets must be local users or aliases`);
+          // A target in another domain is forwarded through the outbound queue.
           if (resolution.kind === 'unknown-user') throw new CliError(`${target} is neither a user nor an alias`);
         }
         await store.addAlias(alias, targets);

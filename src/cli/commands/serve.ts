@@ -37,12 +37,13 @@ export async function serveCommand(args: string[]): Promise<void> {
     }
   }
   if (values.dns !== undefined) {
-    // Used by outbound delivery (MX lookups); validated now so that a typo fails at start.
+    // The resolver of outbound delivery (MX lookups) and sender checks; replaces dns.servers.
     try {
       parseHostPort(values.dns);
     } catch (err) {
       throw new UsageError(`--dns: ${(err as Error).message}`);
     }
+    config.dns.servers = [values.dns];
   }
 
   // Signals are handled from the start: one that arrives while the server is still starting
