@@ -2,6 +2,7 @@
 // The README's configuration reference is generated from this file (npm run docs:config)
 // and a test fails when the two disagree. Nothing here reads files or the environment.
 
+import net from 'node:net';
 import { z } from 'zod';
 import { parseSize, SizeError } from './size.js';
 import { parseDuration, DurationError } from './duration.js';
@@ -260,6 +261,11 @@ export const configSchema = z.object({
         .record(z.string(), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+)(:\d{1,5})?$/, 'expected HOST or HOST:PORT'))
         .default({})
         .describe('Per-domain routes, as a [queue.transports] table of DOMAIN = "HOST[:PORT]": mail for that domain goes there instead of its MX.'),
+      source_address: z
+        .string()
+        .refine((value) => value.split(',').every((part) => part.trim() === '' || net.isIP(part.trim()) !== 0), { message: 'expected IP addresses separated by commas, or ""' })
+        .default('')
+        .describe('Local IP address(es) outbound connections come from, one IPv4 and/or one IPv6 separated by a comma; "" lets the system choose. Set it when the host has several addresses and SPF or reverse DNS names one of them.'),
       max_per_destination: z.number().int().positive().default(4).describe('Simultaneous connections to one destination host.'),
       max_connections: z.number().int().positive().default(50).describe('Simultaneous outbound connections in total.'),
       connection_reuse: z.boolean().default(true).describe('Keep a connection to a destination open after a message and send the next one over it (RSET between messages).'),

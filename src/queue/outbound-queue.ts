@@ -8,6 +8,7 @@
 // Claims are leased in the store, so a node that crashes mid-attempt leaves its recipients to be
 // retried when the lease ends, and two nodes on one database never send the same recipient at once.
 
+import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { parseRetrySchedule } from '../config/schema.js';
@@ -71,6 +72,16 @@ function failedReply(status: string, text: string): SmtpReplyRecord {
   return { code: status.startsWith('4') ? 451 : 550, enhanced: status, text, remoteMta: null };
 }
 
+/** "192.0.2.1, 2001:db8::1" → one address per family. */
+function sourceAddressesOf(setting: string): { ipv4?: string; ipv6?: string } {
+  const out: { ipv4?: string; ipv6?: string } = {};
+  for (const part of setting.split(',').map((p) => p.trim()).filter(Boolean)) {
+    if (net.isIPv6(part)) out.ipv6 ??= part;
+    else if (net.isIPv4(part)) out.ipv4 ??= part;
+  }
+  return out;
+}
+
 export class OutboundQueue {
   private readonly client: SmtpClient;
   private readonly ownsClient: boolean;
@@ -81,6 +92,11 @@ export class OutboundQueue {
   private stopped = false;
   /** Destination groups being attempted now. */
   private readonly inFlight = new Set<Promise<void>>();
+  /**
+   * Recipients being attempted now. `yubin queue retry` makes every queued recipient due, those
+   * under a lease too; one claimed again while its attempt runs is left to that attempt.
+   */
+  private readonly busyRecipients = new Set<number>();
 
   constructor(private readonly options: OutboundQueueOptions) {
     const config = options.config();
@@ -95,6 +111,7 @@ export class OutboundQueue {
         maxConnections: config.queue.max_connections,
         connectionReuse: config.queue.connection_reuse,
         maxMessagesPerConnection: config.queue.max_messages_per_connection,
+        sourceAddresses: sourceAddressesOf(config.queue.source_address),
         log: options.log,
       });
   }
@@ -186,6 +203,8 @@ export class OutboundQueue {
       for (const message of claimed) {
         const byDomain = new Map<string, QueueRecipient[]>();
         for (const r of message.recipients) {
+          if (this.busyRecipients.has(r.id)) continue;
+          this.busyRecipients.add(r.id);
           const list = byDomain.get(r.domain);
           if (list) list.push(r);
           else byDomain.set(r.domain, [r]);
@@ -194,6 +213,7 @@ export class OutboundQueue {
           const attempt: Promise<void> = this.attempt(message, domain, recipients)
             .catch((err: unknown) => this.options.log.error({ queueId: message.id, domain, err: (err as Error)?.stack ?? String(err) }, 'delivery attempt failed'))
             .finally(() => {
+              for (const r of recipients) this.busyRecipients.delete(r.id);
               this.inFlight.delete(attempt);
               this.again = true;
               if (!this.ticking) this.schedule(0);
@@ -259,7 +279,12 @@ export class OutboundQueue {
         { event: 'outbound', queueId: message.id, from: message.sender, to: recipient.address, result: outcome, code: reply.code, status: reply.enhanced, mta: reply.remoteMta, attempt: recipient.attempts + 1 },
         reply.text,
       );
-      if (outcome === 'delivered' || outcome === 'relayed') {
+      if (outcome === 'delivered') {
+        // RFC 3461 §6.2.1: accepted by a peer that supports DSN, with NOTIFY passed on: any
+        // success report is now the peer's to send.
+        updates.push({ ...base, state: outcome, reported: true });
+      } else if (outcome === 'relayed') {
+        // §6.2.2: the peer cannot report; "relayed" is ours to send when SUCCESS was asked.
         updates.push({ ...base, state: outcome, reported: silent || !wants(recipient.notify, 'SUCCESS') });
       } else if (outcome === 'permanent') {
         updates.push({ ...base, state: 'failed', reported: silent || !wants(recipient.notify, 'FAILURE') });

@@ -74,6 +74,8 @@ export interface SmtpClientOptions {
   maxMessagesPerConnection: number;
   /** Close pooled idle connections after this many seconds (default 5). */
   idleCloseSeconds?: number;
+  /** Local IPv4 / IPv6 address to connect from (per family); unset: the system chooses. */
+  sourceAddresses?: { ipv4?: string; ipv6?: string };
   log?: SmtpClientLog;
 }
 
@@ -190,6 +192,7 @@ export class SmtpClient {
       connectionReuse: options.connectionReuse,
       maxMessagesPerConnection: Math.max(1, Math.floor(options.maxMessagesPerConnection)),
       idleCloseSeconds: options.idleCloseSeconds ?? 5,
+      sourceAddresses: options.sourceAddresses ?? {},
       log: options.log ?? null,
     };
   }
@@ -300,6 +303,7 @@ export class SmtpClient {
     const conn = new SMTPConnection({
       host: address,
       port: dest.port,
+      localAddress: (net.isIPv6(address) ? this.options.sourceAddresses.ipv6 : this.options.sourceAddresses.ipv4) || undefined,
       name: this.options.heloName,
       // SNI with the MX name; certificates are not verified (opportunistic TLS, RFC 7435).
       servername: net.isIP(dest.host) ? undefined : dest.host,

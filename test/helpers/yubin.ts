@@ -111,6 +111,27 @@ export function python(script: string, args: string[] = [], input?: string): Cli
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * python() without blocking this process: needed when the script talks to a server that looks
+ * things up in a DNS server running inside the test process (startDnsServer).
+ */
+export function pythonAsync(script: string, args: string[] = [], input?: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin!.end(input ?? '');
+  });
+}
+
 export interface UserRow {
   address: string;
   quota: number | null;

@@ -230,6 +230,7 @@ describe('validateConfig', () => {
         remote_port: 25,
         smarthost: '',
         transports: {},
+        source_address: '',
         max_per_destination: 4,
         max_connections: 50,
         connection_reuse: true,
