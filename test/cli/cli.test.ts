@@ -647,8 +647,12 @@ describe('yubin alias add / list / remove', () => {
     assert.ok(!(await snapshot(dir)).aliases.includes('x@example.com'));
   });
 
-  it('refuses an alias to a non-local domain', async () => {
-    assertOneLineError(cli(dir, ['alias', 'add', 'fwd@example.com', 'someone@elsewhere.net']), /elsewhere\.net.*local/);
+  it('accepts an alias to a non-local domain (forwarding through the queue)', async () => {
+    assert.match(cliOk(dir, ['alias', 'add', 'fwd@example.com', 'someone@elsewhere.net']), /fwd@example\.com → someone@elsewhere\.net/);
+    assert.ok((await snapshot(dir)).aliases.includes('fwd@example.com'));
+    const listed = JSON.parse(cliOk(dir, ['alias', 'list', '--json'])) as Array<{ address: string; targets: string[] }>;
+    assert.deepEqual(listed.find((a) => a.address === 'fwd@example.com')?.targets, ['someone@elsewhere.net']);
+    cliOk(dir, ['alias', 'remove', 'fwd@example.com']);
     assert.ok(!(await snapshot(dir)).aliases.includes('fwd@example.com'));
   });
 

@@ -230,8 +230,13 @@ describe('SMTP inbound: accepting mail', () => {
     const originalBytes = Buffer.from(original, 'utf8');
     assert.ok(bytes.subarray(bytes.length - originalBytes.length).equals(originalBytes), 'ends with the original message, byte for byte');
     const trace = bytes.subarray(prefix.length, bytes.length - originalBytes.length).toString('latin1');
-    // Exactly one header field: "Received:" then folded continuation lines, CRLF-terminated.
-    assert.match(trace, /^Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*$/, `one folded Received field: ${JSON.stringify(trace)}`);
+    // Exactly two header fields: "Received:", then the sender checks (RFC 8601), each folded, CRLF-terminated.
+    assert.match(
+      trace,
+      /^Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*Authentication-Results: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*$/,
+      `one folded Received field and one Authentication-Results field: ${JSON.stringify(trace)}`,
+    );
+    assert.match(trace, /^Authentication-Results: mx\.yubin\.test;[\s\S]*spf=[\s\S]*dkim=[\s\S]*dmarc=/m, trace);
     assert.match(trace, /\bfrom client\.test\b/, trace);
     assert.match(trace, /\[127\.0\.0\.1\]/, trace);
     assert.match(trace, new RegExp(`\\bby ${escapeRe(HOSTNAME)}\\b`), trace);
@@ -239,7 +244,7 @@ describe('SMTP inbound: accepting mail', () => {
     assert.match(trace, /TLSv1\.[23]/, `TLS version in Received: ${trace}`);
     assert.match(trace, /with cipher [A-Z0-9_-]+/, trace);
     assert.match(trace, /for <bob@example\.test>;/, trace);
-    assert.match(trace, /;\s+\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\n$/, `RFC 5322 date at the end: ${trace}`);
+    assert.match(trace, /;\s+\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\nAuthentication-Results: /, `RFC 5322 date at the end of Received: ${trace}`);
     await assertUsageConsistent(dataDir, 'bob@example.test');
   });
 
@@ -483,9 +488,12 @@ describe('SMTP inbound: accepting mail', () => {
     assert.ok(bytes.subarray(0, prefix.length).equals(prefix), `UTF-8 Return-Path: ${JSON.stringify(bytes.subarray(0, 80).toString('utf8'))}`);
     const original = Buffer.from(body, 'utf8');
     assert.ok(bytes.subarray(bytes.length - original.length).equals(original), 'body byte-exact');
-    // The trace header is plain ASCII whatever the client sent.
+    // The Received header is plain ASCII whatever the client sent; Authentication-Results may name
+    // the UTF-8 sender (RFC 8601 §2.2 with RFC 6532), as valid UTF-8.
     const trace = bytes.subarray(prefix.length, bytes.length - original.length);
-    assert.ok([...trace].every((b) => b < 0x80), 'Received header is ASCII');
+    const received = trace.subarray(0, trace.indexOf('Authentication-Results:'));
+    assert.ok(received.length > 0 && [...received].every((b) => b < 0x80), 'Received header is ASCII');
+    assert.equal(Buffer.from(trace.toString('utf8'), 'utf8').compare(trace), 0, 'the trace is valid UTF-8');
   });
 });
 
