@@ -63,7 +63,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   const services = { config: () => config, store, throttle, log };
   // One POP3 session per maildrop, across both POP3 listeners.
   const pop3Services = { ...services, locks: new MaildropLocks() };
-  const resolver = new DnsResolver({ servers: config.dns.servers, timeoutSeconds: config.dns.timeout });
+  const resolver = new DnsResolver({ servers: config.dns.servers, timeoutSeconds: config.dns.timeout, cacheSeconds: config.dns.cache });
   const queue = new OutboundQueue({ config: () => config, store, resolver, log });
   const listening: ListeningOn[] = [];
   const stoppers: Array<() => Promise<void>> = [];

@@ -234,6 +234,7 @@ export const configSchema = z.object({
         .default([])
         .describe('DNS servers for MX, A/AAAA, SPF, DKIM and DMARC lookups, as "IP" or "IP:PORT" ("[::1]:53" for IPv6); empty: the system\'s resolvers (/etc/resolv.conf). `yubin serve --dns HOST:PORT` sets one.'),
       timeout: duration().prefault('10s').describe('How long one DNS query may take before it counts as a temporary failure.'),
+      cache: duration().prefault('1m').describe('How long DNS answers (and "no such name" answers) are reused before being asked again; temporary failures never are. 0 turns the cache off (Yubin then relies on the resolver\'s own cache).'),
     })
     .prefault({}),
   queue: z

@@ -24,7 +24,18 @@ export interface DnsResolverOptions {
   servers: string[];
   /** How long one query may take in all (retries included) before it is a temporary failure. */
   timeoutSeconds: number;
+  /**
+   * How long answers (and "no such name" / "no such record") are reused, in seconds; 0 = no cache.
+   * Temporary failures are never cached. Node's resolver does not report TTLs for every type, so
+   * one bound applies to all.
+   */
+  cacheSeconds?: number;
 }
+
+/** Most answers kept; the oldest go first. */
+const CACHE_MAX_ENTRIES = 10_000;
+
+type CacheEntry = { until: number; value?: unknown; error?: unknown };
 
 /** Parses "IP", "IP:PORT", "[IP]" or "[IP]:PORT" (a bare IPv6 address takes no port). Throws on a host name or bad port. */
 export function parseServerAddress(s: string): { host: string; port: number } {
@@ -81,16 +92,52 @@ const RR_TYPES = new Set<string>(['A', 'AAAA', 'ANY', 'CAA', 'CNAME', 'MX', 'NAP
 export class DnsResolver {
   private readonly resolver: dnsPromises.Resolver;
   private readonly timeoutMs: number;
+  private readonly cacheMs: number;
+  private readonly cache = new Map<string, CacheEntry>();
+  /** Queries in progress: concurrent lookups of the same name and type share one query. */
+  private readonly pending = new Map<string, Promise<unknown>>();
 
   constructor(options: DnsResolverOptions) {
     this.timeoutMs = Math.max(1, options.timeoutSeconds) * 1000;
+    this.cacheMs = Math.max(0, options.cacheSeconds ?? 0) * 1000;
     // c-ares doubles the per-try timeout on each retry: with 2 tries, t + 2t ≈ the whole budget.
     this.resolver = new dnsPromises.Resolver({ timeout: Math.max(100, Math.floor(this.timeoutMs / 3)), tries: 2 });
     if (options.servers.length > 0) this.resolver.setServers(options.servers.map((s) => formatServer(parseServerAddress(s))));
   }
 
+  /** A cached answer, a query already in progress, or a new query; rejects with the raw Node error. */
+  private raw(name: string, rrtype: RrType): Promise<unknown> {
+    if (this.cacheMs === 0) return this.lookup(name, rrtype);
+    const key = `${rrtype} ${name.toLowerCase().replace(/\.$/, '')}`;
+    const now = Date.now();
+    const cached = this.cache.get(key);
+    if (cached && cached.until > now) return 'error' in cached ? Promise.reject(cached.error) : Promise.resolve(cached.value);
+    if (cached) this.cache.delete(key);
+    const inFlight = this.pending.get(key);
+    if (inFlight) return inFlight;
+    const remember = (entry: CacheEntry) => {
+      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, entry);
+    };
+    const query = this.lookup(name, rrtype).then(
+      (value) => {
+        remember({ until: Date.now() + this.cacheMs, value });
+        return value;
+      },
+      (err: unknown) => {
+        // RFC 2308: negative answers may be cached; temporary failures are asked again.
+        if (classify(err) !== 'temporary') remember({ until: Date.now() + this.cacheMs, error: err });
+        throw err;
+      },
+    );
+    const settled = query.finally(() => this.pending.delete(key));
+    settled.catch(() => undefined);
+    this.pending.set(key, settled);
+    return settled;
+  }
+
   /** Runs one query with an overall deadline; rejects with the raw Node error (it carries `code`). */
-  private async raw(name: string, rrtype: RrType): Promise<unknown> {
+  private async lookup(name: string, rrtype: RrType): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -46,6 +46,8 @@ export async function startMailHost(options: MailHostOptions): Promise<MailHost>
       '[dns]',
       `servers = ["${dns.address}"]`,
       'timeout = "3s"',
+      // Tests change records while the hosts run.
+      'cache = 0',
       '[queue]',
       `source_address = "${ip}"`,
       'connect_timeout = "3s"',
