@@ -29,7 +29,7 @@ import type { DnsResolver } from '../dns/resolver.js';
 import type { Account, DsnNotify } from '../store/types.js';
 import { checkSenderAuth } from './sender-auth.js';
 import { signMessage } from '../dkim/sign.js';
-import { fromAddresses, missingSubmissionHeaders } from './submission-headers.js';
+import { fromAddresses, missingSubmissionHeaders, removeOwnAuthenticationResults } from './submission-headers.js';
 
 export interface InboundServerOptions {
   config: () => Config;
@@ -476,6 +476,7 @@ export class InboundSmtpServer {
         }
       }
     } else if (this.options.resolver && config.smtp.check_sender_auth) {
+      content = removeOwnAuthenticationResults(content, config.hostname);
       const auth = await checkSenderAuth(
         content,
         { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '', mailFrom },

@@ -62,3 +62,32 @@ export function missingSubmissionHeaders(message: Buffer, hostname: string, now:
   if (headerValues(message, 'message-id').length === 0) add += `Message-ID: <${crypto.randomUUID()}@${hostname}>\r\n`;
   return add;
 }
+
+/**
+ * RFC 8601 §5: an MX removes Authentication-Results fields that claim its own authserv-id from
+ * arriving mail, so that a sender cannot forge this server's verdict. Returns the message
+ * unchanged (the same Buffer) when there is none.
+ */
+export function removeOwnAuthenticationResults(message: Buffer, hostname: string): Buffer {
+  const end = headerLength(message);
+  const head = message.subarray(0, end).toString('latin1');
+  const own = hostname.toLowerCase();
+  const lines = head.split('\r\n');
+  const kept: string[] = [];
+  let dropping = false;
+  let removed = false;
+  for (const line of lines) {
+    const continuation = line.startsWith(' ') || line.startsWith('\t');
+    if (!continuation) {
+      dropping = false;
+      const match = /^authentication-results\s*:\s*(?:\([^)]*\)\s*)?([^\s;]+)/i.exec(line);
+      if (match && match[1]!.toLowerCase() === own) {
+        dropping = true;
+        removed = true;
+      }
+    }
+    if (!dropping) kept.push(line);
+  }
+  if (!removed) return message;
+  return Buffer.concat([Buffer.from(kept.join('\r\n'), 'latin1'), message.subarray(end)]);
+}
