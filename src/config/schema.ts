@@ -60,6 +60,21 @@ const percentOrNone = () =>
     return percent;
   });
 
+/** Parses "80%,90%,100%" (quota warning thresholds) into ascending percentages; throws when malformed. */
+export function parseThresholds(value: string): number[] {
+  const shares = value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => {
+      const match = /^(\d{1,3}(?:\.\d+)?)\s*%?$/.exec(part);
+      const percent = match ? Number(match[1]) : Number.NaN;
+      if (!(percent > 0 && percent <= 100)) throw new Error(`expected shares of the quota like "80%,90%,100%", got "${part}"`);
+      return percent;
+    });
+  return [...new Set(shares)].sort((a, b) => a - b);
+}
+
 /** Parses "5m,10m,1h" (the queue's waits between attempts) into seconds; throws when malformed. */
 export function parseRetrySchedule(value: string): number[] {
   const waits = value.split(',').map((part) => part.trim()).filter((part) => part !== '').map((part) => parseDuration(part));
@@ -82,7 +97,7 @@ export function parseMailboxRetention(value: string): Array<{ mailbox: string; d
   return entries;
 }
 
-export const OVER_QUOTA_POLICIES = ['defer', 'reject'] as const;
+export const OVER_QUOTA_POLICIES = ['defer', 'reject', 'hold'] as const;
 export const LOCALES = ['en', 'ja'] as const;
 
 /**
@@ -108,8 +123,22 @@ export const policySchema = z.object({
     .enum(OVER_QUOTA_POLICIES)
     .default('defer')
     .describe(
-      'What the MX answers when a message does not fit: "defer" replies 452 4.2.2 so the sending server retries later; "reject" replies 552 5.2.2 and the sender gets a bounce at once.',
+      'What the MX answers when a message does not fit: "defer" replies 452 4.2.2 so the sending server retries later; "reject" replies 552 5.2.2 and the sender gets a bounce at once; "hold" accepts it up to quota_grace over the quota, into the INBOX, and tells the user at once (beyond the grace it defers). In every case the user is told what they missed.',
     ),
+  quota_grace: percentOrNone()
+    .prefault('10%')
+    .describe('With over_quota = "hold": how far over the quota mail is still accepted, as a share of the quota (e.g. "10%"); "none" holds nothing.'),
+  quota_warnings: z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        parseThresholds(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .default('80%,90%,100%')
+    .describe('Usage levels (shares of the byte or message quota) at which the user gets one warning in their INBOX: what fills the mailbox and how to free room. No repeat until usage drops below the level and crosses it again; "" sends none.'),
   locale: z
     .enum(LOCALES)
     .default('en')

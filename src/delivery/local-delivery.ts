@@ -6,9 +6,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Store, QuotaLimit } from '../store/types.js';
-import { currentPolicy, quotaLimitOf } from '../policy/settings.js';
+import { acceptancePolicy, currentPolicy, quotaLimitOf } from '../policy/settings.js';
+import { CapacityNotices } from '../notices/capacity.js';
+import type { Account } from '../store/types.js';
 import { fitsQuota, type LocalTarget } from './recipients.js';
 import { blobIdOf } from '../store/blob-id.js';
+import { decodeEncodedWords } from '../mime/message-parts.js';
 
 export interface IncomingMessage {
   /** Envelope sender; '' for the null sender (bounces). */
@@ -23,7 +26,8 @@ export interface IncomingMessage {
 }
 
 export type DeliveryVerdict =
-  | { status: 'stored'; size: number; deliveries: Array<{ address: string; account: string; uid: number }> }
+  /** `held`: recipients whose mailbox is now over its quota (over_quota = "hold" accepted it within the grace). */
+  | { status: 'stored'; size: number; deliveries: Array<{ address: string; account: string; uid: number }>; held: string[] }
   | { status: 'over-quota'; permanent: boolean; tooBig: boolean; full: string[] };
 
 export type QuotaCheck = { fits: true } | { fits: false; permanent: boolean; tooBig: boolean };
@@ -42,22 +46,51 @@ export class LocalDelivery {
    */
   private readonly refusedSizes = new Map<number, { size: number; at: number }>();
 
+  readonly notices: CapacityNotices;
+
   constructor(
     private readonly store: Store,
     private readonly config: () => Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.notices = new CapacityNotices(store, config, log);
+  }
+
+  private readonly pending = new Set<Promise<unknown>>();
+
+  /** Notices run after the reply; a failure is logged, never turned into an SMTP error. */
+  private background(what: string, work: Promise<unknown>): void {
+    const tracked = work.catch((err: unknown) => this.log.error({ err: (err as Error)?.stack ?? String(err) }, `${what} failed`));
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Waits for notices still being written (before the store closes). */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  /** Tells the user (in the digest) about mail their full mailbox deferred or refused. */
+  private missed(account: Account, sender: string, size: number, permanent: boolean, subject: string | null = null): void {
+    this.background('recording missed mail', this.notices.recordMissed(account, { sender, size, outcome: permanent ? 'refused' : 'deferred', subject }));
+  }
 
   /** RCPT-time check: does a message of `sizeHint` bytes (0 if unknown) fit every target? */
-  async quotaCheck(targets: LocalTarget[], sizeHint: number): Promise<QuotaCheck> {
+  async quotaCheck(targets: LocalTarget[], sizeHint: number, sender = ''): Promise<QuotaCheck> {
     for (const target of targets) {
-      const policy = await currentPolicy(this.store, this.config(), target.account);
+      const policy = acceptancePolicy(await currentPolicy(this.store, this.config(), target.account));
       const usage = await this.store.getUsage(target.account.id);
       const remembered = this.refusedSizes.get(target.account.id);
       const expected = sizeHint > 0 ? sizeHint + TRACE_ALLOWANCE : remembered && Date.now() - remembered.at < REMEMBER_REFUSED_MS ? remembered.size : 0;
       // RFC 3463 X.2.3: larger than the whole mailbox can ever hold; making room will not help.
-      if (policy.quota !== null && expected > policy.quota) return { fits: false, permanent: true, tooBig: true };
-      if (!fitsQuota(usage, expected, policy)) return { fits: false, permanent: policy.over_quota === 'reject', tooBig: false };
+      if (policy.quota !== null && expected > policy.quota) {
+        this.missed(target.account, sender, expected, true);
+        return { fits: false, permanent: true, tooBig: true };
+      }
+      if (!fitsQuota(usage, expected, policy)) {
+        this.missed(target.account, sender, sizeHint, policy.over_quota === 'reject');
+        return { fits: false, permanent: policy.over_quota === 'reject', tooBig: false };
+      }
     }
     return { fits: true };
   }
@@ -79,14 +112,15 @@ export class LocalDelivery {
     const blobId = inline ? blobIdOf(blobBytes) : await this.store.blobs.put(blobBytes);
 
     const seen = new Set<number>();
-    const entries: Array<{ target: LocalTarget; address: string; quota: QuotaLimit; permanent: boolean }> = [];
+    // `hold`: the real quota of an over_quota = "hold" account (mail over it is held and reported).
+    const entries: Array<{ target: LocalTarget; address: string; quota: QuotaLimit; permanent: boolean; hold: QuotaLimit | null }> = [];
     for (const rcpt of message.recipients) {
       for (const target of rcpt.targets) {
         // RFC 5321 §3.7.2-ish: one copy per mailbox, however many RCPTs or aliases lead to it.
         if (seen.has(target.account.id)) continue;
         seen.add(target.account.id);
         const policy = await currentPolicy(this.store, this.config(), target.account);
-        entries.push({ target, address: rcpt.address, quota: quotaLimitOf(policy), permanent: policy.over_quota === 'reject' });
+        entries.push({ target, address: rcpt.address, quota: quotaLimitOf(acceptancePolicy(policy)), permanent: policy.over_quota === 'reject', hold: policy.over_quota === 'hold' ? quotaLimitOf(policy) : null });
       }
     }
     const returnPath = `Return-Path: <${message.mailFrom}>\r\n`;
@@ -117,6 +151,10 @@ export class LocalDelivery {
       const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
       const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
       for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);
+      const subject = subjectOf(message.content);
+      for (const f of full) {
+        if (f.outcome.status === 'over-quota') this.missed(f.entry.target.account, message.mailFrom, f.outcome.size, f.entry.permanent || tooBig(f), subject);
+      }
       // Temporary unless every recipient failed for good ("reject" policy, or a message larger than
       // the whole mailbox): a sender retrying later is refused at RCPT for the full recipients
       // (see refusedSizes) and reaches the others.
@@ -124,8 +162,24 @@ export class LocalDelivery {
       this.log.debug({ full: full.map((f) => f.entry.target.account.address) }, 'quota exceeded at end of data');
       return { status: 'over-quota', permanent, tooBig: permanent && full.every(tooBig), full: full.map((f) => f.entry.address) };
     }
+    // After a delivery: warnings where usage crossed a level; held mail reported at once.
+    const subject = subjectOf(message.content);
+    const held: string[] = [];
+    for (const entry of entries) {
+      let over = false;
+      if (entry.hold) {
+        const usage = await this.store.getUsage(entry.target.account.id);
+        over = (entry.hold.bytes !== null && usage.bytes > entry.hold.bytes) || (entry.hold.messages !== null && usage.messages > entry.hold.messages);
+        if (over) held.push(entry.address);
+      }
+      this.background('capacity check', (async () => {
+        if (over) await this.notices.recordMissed(entry.target.account, { sender: message.mailFrom, size: blobBytes.length, outcome: 'held', subject });
+        await this.notices.checkThresholds(entry.target.account);
+      })());
+    }
     return {
       status: 'stored',
+      held,
       size: blobBytes.length,
       deliveries: result.outcomes.map((outcome, i) => ({
         address: entries[i]!.address,
@@ -134,4 +188,12 @@ export class LocalDelivery {
       })),
     };
   }
+}
+
+/** The Subject of a message for notices (RFC 2047 words decoded), or null. */
+function subjectOf(content: Buffer): string | null {
+  const end = content.indexOf('\r\n\r\n');
+  const head = content.subarray(0, end >= 0 ? end : Math.min(content.length, 65536)).toString('utf8').replace(/\r\n[ \t]+/g, ' ');
+  const match = /^subject:[ \t]*(.*)$/im.exec(head);
+  return match ? decodeEncodedWords(match[1]!.trim()).slice(0, 120) : null;
 }

@@ -5,16 +5,26 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Store } from '../store/types.js';
 import { runRetention, type RetentionReport } from './retention.js';
+import { CapacityNotices } from '../notices/capacity.js';
+import { createLogger } from '../log.js';
 
 export interface JobsReport {
   now: string;
   dryRun: boolean;
   retention: RetentionReport;
+  /** Missed-mail digests sent (none in a dry run). */
+  digests: number;
 }
 
 export async function runAllJobs(store: Store, config: Config, options: { now: Date; dryRun: boolean; log?: Logger }): Promise<JobsReport> {
   const retention = await runRetention(store, config, options);
-  return { now: options.now.toISOString(), dryRun: options.dryRun, retention };
+  let digests = 0;
+  if (!options.dryRun) {
+    // Digests still owed to users whose full mailbox turned mail away; warnings re-armed after cleanups.
+    const notices = new CapacityNotices(store, () => config, options.log ?? createLogger('silent'));
+    digests = (await notices.runAll(options.now)).digests;
+  }
+  return { now: options.now.toISOString(), dryRun: options.dryRun, retention, digests };
 }
 
 export interface Scheduler {

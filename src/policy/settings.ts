@@ -63,3 +63,17 @@ export async function currentPolicy(store: Store, config: Config, account: Accou
 export function quotaLimitOf(policy: Policy): QuotaLimit {
   return { bytes: policy.quota, messages: policy.quota_messages };
 }
+
+/**
+ * The limits mail is accepted up to: the quota, or with over_quota = "hold" the quota plus
+ * quota_grace (a share of it), so that a partner's mail is not lost while the user cleans up.
+ */
+export function acceptancePolicy(policy: Policy): Policy {
+  if (policy.over_quota !== 'hold' || policy.quota_grace === null) return policy;
+  const grace = 1 + policy.quota_grace / 100;
+  return {
+    ...policy,
+    quota: policy.quota === null ? null : Math.floor(policy.quota * grace),
+    quota_messages: policy.quota_messages === null ? null : Math.floor(policy.quota_messages * grace),
+  };
+}

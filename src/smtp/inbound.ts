@@ -179,6 +179,7 @@ export class InboundSmtpServer {
     while (this.busy.size > 0) await Promise.allSettled([...this.busy.values()].map((b) => b.done));
     for (const connection of this.connections()) this.hangUp(connection);
     await closed;
+    await this.delivery.idle();
   }
 
   private connections(): LibraryConnection[] {
@@ -339,7 +340,7 @@ export class InboundSmtpServer {
     // RFC 1870 §6: the SIZE the client declared lets us refuse before the data is sent.
     const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : false;
     const sizeHint = args && typeof args.SIZE === 'string' ? Number(args.SIZE) : 0;
-    const quota = await this.delivery.quotaCheck(verdict.targets, sizeHint);
+    const quota = await this.delivery.quotaCheck(verdict.targets, sizeHint, from);
     if (!quota.fits) {
       refuse(
         quota.tooBig
@@ -422,6 +423,8 @@ export class InboundSmtpServer {
           this.options.log.info({ ...logBase, size: result.size, result: 'stored', code: 250, status: '2.6.0', deliveries: result.deliveries, queueId: result.queueId, mode: this.mode }, 'message stored');
           const parts = [`${result.deliveries.length} mailbox(es)`];
           if (result.queued > 0) parts.push(`${result.queued} remote recipient(s) queued as ${result.queueId}`);
+          // Held over the quota (over_quota = "hold"): the sender learns the mailbox is full too.
+          if (result.held.length > 0) parts.push(`the mailbox of ${result.held.map((a) => `<${a}>`).join(', ')} is full; the message is held there and the recipient has been told`);
           finish(null, `Message accepted as ${tx.id}: ${parts.join(', ')}`);
         },
         (err: unknown) => {
@@ -493,6 +496,7 @@ export class InboundSmtpServer {
     const local = tx.recipients.filter((r) => r.targets.length > 0);
     let size = Buffer.byteLength(trace) + content.length;
     let deliveries: Array<{ address: string; account: string; uid: number }> = [];
+    let held: string[] = [];
     if (local.length > 0) {
       const verdict = await this.delivery.deliver({ mailFrom, recipients: local, traceHeaders: trace, content, receivedAt });
       if (verdict.status === 'over-quota') {
@@ -501,6 +505,7 @@ export class InboundSmtpServer {
       }
       size = verdict.size;
       deliveries = verdict.deliveries;
+      held = verdict.held;
     }
 
     // Remote recipients and forwarding targets are queued with the same bytes. If the process died
@@ -548,7 +553,7 @@ export class InboundSmtpServer {
         })
         .catch((err: unknown) => this.options.log.error({ session: session.id, err: (err as Error)?.stack ?? String(err) }, 'success report failed'));
     }
-    return { size, deliveries, queueId, queued: remote.size };
+    return { size, deliveries, queueId, queued: remote.size, held };
   }
 
   /** RFC 5321 §4.4 trace information, with the TLS version and cipher when there was TLS. */

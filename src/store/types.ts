@@ -282,6 +282,19 @@ export interface QueueRecipientUpdate {
   reported?: boolean;
 }
 
+/** Mail that did not reach a full mailbox, or was held over it (over_quota = "hold"). */
+export interface QuotaEvent {
+  id: number;
+  accountId: number;
+  at: Date;
+  /** Envelope sender ('' for the null sender). */
+  sender: string;
+  /** Bytes; 0 when not known (refused at RCPT without a SIZE). */
+  size: number;
+  outcome: 'deferred' | 'refused' | 'held';
+  subject: string | null;
+}
+
 export interface DkimKey {
   domain: string;
   selector: string;
@@ -420,6 +433,15 @@ export interface Store {
   deleteQueueMessage(id: number): Promise<boolean>;
   /** Earliest next attempt of any queued recipient, or null when nothing waits. */
   nextQueueAttempt(): Promise<Date | null>;
+
+  // Mailbox capacity notices
+  /** Small named values kept per account (e.g. the last quota warning level); null when unset. */
+  getAccountState(accountId: number, key: string): Promise<string | null>;
+  setAccountState(accountId: number, key: string, value: string | null): Promise<void>;
+  recordQuotaEvent(event: Omit<QuotaEvent, 'id'>): Promise<void>;
+  /** Events not yet reported to their user, oldest first (one account, or all). */
+  listUnreportedQuotaEvents(accountId?: number): Promise<QuotaEvent[]>;
+  markQuotaEventsReported(ids: number[]): Promise<void>;
 
   // DKIM keys
   /** Adds a key; StoreError('exists') when the domain already has one with this selector. */

@@ -138,6 +138,27 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (domain, selector)
   );
   `,
+  // 6: mailbox capacity notices: small per-account state (which quota warning was sent) and the
+  // mail a user missed because the mailbox was full (reported in one digest).
+  `
+  CREATE TABLE account_state (
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (account_id, key)
+  );
+  CREATE TABLE quota_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    sender      TEXT NOT NULL,
+    size        INTEGER NOT NULL,             -- 0 when unknown (refused at RCPT without SIZE)
+    outcome     TEXT NOT NULL,                -- deferred | refused | held
+    subject     TEXT,
+    reported    INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX quota_events_unreported ON quota_events(account_id) WHERE reported = 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

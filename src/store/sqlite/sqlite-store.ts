@@ -15,6 +15,7 @@ import {
   type Alias,
   type DeliveryRequest,
   type DkimKey,
+  type QuotaEvent,
   type DsnNotify,
   type EnqueueRequest,
   type QueueMessage,
@@ -692,6 +693,34 @@ export class SqliteStore implements Store {
       if (row) messages.push(toQueueMessage(row, rows));
     }
     return messages;
+  }
+
+  // Mailbox capacity notices
+
+  async getAccountState(accountId: number, key: string): Promise<string | null> {
+    const row = stmt(this.db, 'SELECT value FROM account_state WHERE account_id = ? AND key = ?').get(accountId, key) as { value: string } | undefined;
+    return row ? row.value : null;
+  }
+
+  async setAccountState(accountId: number, key: string, value: string | null): Promise<void> {
+    await this.writer.run('setAccountState', { accountId, key, value });
+  }
+
+  async recordQuotaEvent(event: Omit<QuotaEvent, 'id'>): Promise<void> {
+    await this.writer.run('recordQuotaEvent', { accountId: event.accountId, at: event.at.getTime(), sender: event.sender, size: event.size, outcome: event.outcome, subject: event.subject });
+  }
+
+  async listUnreportedQuotaEvents(accountId?: number): Promise<QuotaEvent[]> {
+    const rows = (
+      accountId === undefined
+        ? stmt(this.db, 'SELECT * FROM quota_events WHERE reported = 0 ORDER BY id').all()
+        : stmt(this.db, 'SELECT * FROM quota_events WHERE reported = 0 AND account_id = ? ORDER BY id').all(accountId)
+    ) as Array<{ id: number; account_id: number; at: number; sender: string; size: number; outcome: QuotaEvent['outcome']; subject: string | null }>;
+    return rows.map((r) => ({ id: r.id, accountId: r.account_id, at: new Date(r.at), sender: r.sender, size: r.size, outcome: r.outcome, subject: r.subject }));
+  }
+
+  async markQuotaEventsReported(ids: number[]): Promise<void> {
+    if (ids.length > 0) await this.writer.run('markQuotaEventsReported', { ids });
   }
 
   // DKIM keys

@@ -581,6 +581,41 @@ export const queueWrites = {
     return true;
   },
 
+  setAccountState(ctx: WriteContext, args: { accountId: number; key: string; value: string | null }) {
+    if (args.value === null) stmt(ctx.db, 'DELETE FROM account_state WHERE account_id = ? AND key = ?').run(args.accountId, args.key);
+    else stmt(ctx.db, 'INSERT INTO account_state(account_id, key, value) VALUES (?, ?, ?) ON CONFLICT(account_id, key) DO UPDATE SET value = excluded.value').run(args.accountId, args.key, args.value);
+    return null;
+  },
+
+  recordQuotaEvent(ctx: WriteContext, args: { accountId: number; at: number; sender: string; size: number; outcome: string; subject: string | null }) {
+    // A retry of mail the user was already told about (same sender, size and outcome within two
+    // days) is kept for the record but not reported again.
+    const told = stmt(
+      ctx.db,
+      'SELECT 1 FROM quota_events WHERE account_id = ? AND reported = 1 AND sender = ? AND size = ? AND outcome = ? AND at > ? LIMIT 1',
+    ).get(args.accountId, args.sender, args.size, args.outcome, args.at - 2 * 86400_000);
+    // Only accounts that exist (a removed account's events would have nowhere to go).
+    stmt(ctx.db, 'INSERT INTO quota_events(account_id, at, sender, size, outcome, subject, reported) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)').run(
+      args.accountId,
+      args.at,
+      args.sender,
+      args.size,
+      args.outcome,
+      args.subject,
+      told ? 1 : 0,
+      args.accountId,
+    );
+    return null;
+  },
+
+  markQuotaEventsReported(ctx: WriteContext, args: { ids: number[] }) {
+    const update = stmt(ctx.db, 'UPDATE quota_events SET reported = 1 WHERE id = ?');
+    for (const id of args.ids) update.run(id);
+    // Reported events are kept a month for the storage report, then dropped.
+    stmt(ctx.db, 'DELETE FROM quota_events WHERE reported = 1 AND at < ?').run(Date.now() - 30 * 86400_000);
+    return null;
+  },
+
   addDkimKey(ctx: WriteContext, args: { domain: string; selector: string; algorithm: string; privateKey: string; publicKey: string }) {
     const exists = stmt(ctx.db, 'SELECT 1 FROM dkim_keys WHERE domain = ? AND selector = ?').get(args.domain, args.selector);
     if (exists) throw new StoreError('exists', `${args.domain} already has a DKIM key with selector ${args.selector}`);
