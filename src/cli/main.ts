@@ -12,6 +12,8 @@ import { maintenanceCommand, MAINTENANCE_HELP } from './commands/maintenance.js'
 import { SERVE_HELP } from './commands/serve-help.js';
 import { userCommand, USER_HELP } from './commands/user.js';
 import { queueCommand, QUEUE_HELP } from './commands/queue.js';
+import { usageCommand, USAGE_HELP } from './commands/usage.js';
+import { cleanupCommand, CLEANUP_HELP } from './commands/cleanup.js';
 
 const HELP = `Yubin (郵便) — a complete mail server
 
@@ -28,6 +30,10 @@ ${USER_HELP}
 ${ALIAS_HELP}
 
 ${MAINTENANCE_HELP}
+
+${USAGE_HELP}
+
+${CLEANUP_HELP}
 
 ${QUEUE_HELP}
 
@@ -51,6 +57,10 @@ async function main(argv: string[]): Promise<void> {
       return aliasCommand(rest);
     case 'maintenance':
       return maintenanceCommand(rest);
+    case 'usage':
+      return usageCommand(rest);
+    case 'cleanup':
+      return cleanupCommand(rest);
     case 'queue':
       return queueCommand(rest);
     case 'dkim':

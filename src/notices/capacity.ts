@@ -13,7 +13,7 @@ import { parseThresholds } from '../config/schema.js';
 import type { Account, QuotaEvent, Store, Usage } from '../store/types.js';
 import { currentPolicy } from '../policy/settings.js';
 import { blobIdOf } from '../store/blob-id.js';
-import { decodeEncodedWords } from '../mime/message-parts.js';
+import { messageFacts } from '../usage/message-facts.js';
 import libmime from 'libmime';
 
 type Locale = 'en' | 'ja';
@@ -77,19 +77,9 @@ export interface CapacitySummary {
   largest: MessageFacts[];
   senders: Array<{ address: string; messages: number; bytes: number; bulk: boolean }>;
   bulkBytes: number;
+  /** Bytes of attachments among the messages looked at (the largest ones). */
+  attachmentBytes: number;
   popRetrieved: { messages: number; bytes: number };
-}
-
-function headerOf(raw: Buffer, name: string): string {
-  const end = raw.indexOf('\r\n\r\n');
-  const head = raw.subarray(0, end >= 0 ? end : Math.min(raw.length, 65536)).toString('utf8').replace(/\r\n[ \t]+/g, ' ');
-  const match = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(head);
-  return match ? match[1]!.trim() : '';
-}
-
-function addressIn(from: string): string {
-  const angle = /<([^>]*)>/.exec(from);
-  return (angle ? angle[1]! : from).trim().toLowerCase();
 }
 
 /** What fills the mailbox: per mailbox, the largest messages, the senders of the most bytes, bulk mail. */
@@ -106,6 +96,7 @@ export async function summarizeCapacity(store: Store, config: Config, account: A
   mailboxes.sort((a, b) => b.bytes - a.bytes);
   all.sort((a, b) => b.size - a.size);
   const facts: MessageFacts[] = [];
+  let attachmentBytes = 0;
   for (const m of all.slice(0, SCAN_LARGEST)) {
     let raw: Buffer;
     try {
@@ -113,15 +104,9 @@ export async function summarizeCapacity(store: Store, config: Config, account: A
     } catch {
       continue; // removed meanwhile
     }
-    const precedence = headerOf(raw, 'Precedence').toLowerCase();
-    facts.push({
-      mailbox: m.mailbox,
-      size: m.size,
-      date: m.date,
-      from: addressIn(decodeEncodedWords(headerOf(raw, 'From'))) || '(unknown)',
-      subject: decodeEncodedWords(headerOf(raw, 'Subject')).slice(0, 80),
-      bulk: headerOf(raw, 'List-Unsubscribe') !== '' || headerOf(raw, 'List-Id') !== '' || /^(bulk|list|junk)$/.test(precedence),
-    });
+    const f = messageFacts(raw);
+    attachmentBytes += f.attachmentBytes;
+    facts.push({ mailbox: m.mailbox, size: m.size, date: m.date, from: f.sender ?? '(unknown)', subject: (f.subject ?? '').slice(0, 80), bulk: f.bulk });
   }
   const bySender = new Map<string, { address: string; messages: number; bytes: number; bulk: boolean }>();
   for (const f of facts) {
@@ -140,6 +125,7 @@ export async function summarizeCapacity(store: Store, config: Config, account: A
     largest: facts.slice(0, 10),
     senders: [...bySender.values()].sort((a, b) => b.bytes - a.bytes).slice(0, 5),
     bulkBytes: facts.filter((f) => f.bulk).reduce((sum, f) => sum + f.size, 0),
+    attachmentBytes,
     popRetrieved: { messages: retrieved.length, bytes: retrieved.reduce((sum, m) => sum + m.size, 0) },
   };
 }
@@ -191,6 +177,7 @@ export function warningText(account: Account, s: CapacitySummary, level: number,
     lines.push(ja ? '■ 容量を多く使っている送信者' : 'The senders whose mail takes the most room:');
     for (const x of s.senders) lines.push(`  ${x.address}: ${formatBytes(x.bytes)} (${x.messages}${ja ? ' 通' : ' messages'})${x.bulk ? (ja ? ' 一斉配信' : ' bulk mail') : ''}`);
   }
+  if (s.attachmentBytes > 0) lines.push(ja ? `  添付ファイル: ${formatBytes(s.attachmentBytes)}` : `  Attachments: ${formatBytes(s.attachmentBytes)}`);
   if (s.bulkBytes > 0) lines.push(ja ? `  うち一斉配信（メールマガジン等）: ${formatBytes(s.bulkBytes)}` : `  Bulk mail (newsletters, mailing lists) among them: ${formatBytes(s.bulkBytes)}`);
   if (s.popRetrieved.messages > 0) {
     lines.push(

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { CLI, cli, cliOk, listUsers, makeDataDir as makeTempDir, startYubin, userRow, writeConfig, type CliResult, type RunningYubin } from '../helpers/yubin.js';
-import { usageOf } from '../helpers/mailbox.js';
+import { readMailbox, usageOf } from '../helpers/mailbox.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { verifyPassword } from '../../src/auth/password.js';
 
@@ -431,6 +431,8 @@ describe('yubin user quota / set / get and policy precedence', () => {
       quota: { value: 4 * MiB, source: 'user' },
       quota_messages: { value: null, source: 'config' },
       over_quota: { value: 'reject', source: 'user' },
+      quota_grace: { value: 10, source: 'config' },
+      quota_warnings: { value: '80%,90%,100%', source: 'config' },
       locale: { value: 'ja', source: 'user' },
       'retention.trash': { value: 30, source: 'config' },
       'retention.junk': { value: 30, source: 'config' },
@@ -469,6 +471,8 @@ describe('yubin user quota / set / get and policy precedence', () => {
       quota: { value: DEFAULT_QUOTA, source: 'config' },
       quota_messages: { value: null, source: 'config' },
       over_quota: { value: 'defer', source: 'config' },
+      quota_grace: { value: 10, source: 'config' },
+      quota_warnings: { value: '80%,90%,100%', source: 'config' },
       locale: { value: 'en', source: 'config' },
       'retention.trash': { value: 30, source: 'config' },
       'retention.junk': { value: 30, source: 'config' },
@@ -542,6 +546,8 @@ describe('[policy] in yubin.toml and --config', () => {
       quota: { value: 2 * MiB, source: 'domain' }, // the domain setting of the test above still wins
       quota_messages: { value: 9, source: 'config' },
       over_quota: { value: 'defer', source: 'config' },
+      quota_grace: { value: 10, source: 'config' },
+      quota_warnings: { value: '80%,90%,100%', source: 'config' },
       locale: { value: 'ja', source: 'config' },
       'retention.trash': { value: 30, source: 'config' },
       'retention.junk': { value: 30, source: 'config' },
@@ -748,7 +754,10 @@ describe('the CLI while the server runs', () => {
     cliOk(dir, ['user', 'set', 'bob@example.com', 'over_quota', 'inherit']);
     const accepted = await smtpSend(server!.ports.smtp!, 'sender@example.org', ['bob@example.com'], message('room again'));
     assert.equal(accepted.ok, true, JSON.stringify(accepted));
-    assert.equal(userRow(dir, 'bob@example.com').messages, 3);
+    // Two messages, the one with room again, and the digest telling bob what he missed meanwhile.
+    assert.equal(userRow(dir, 'bob@example.com').messages, 4);
+    const inbox = await readMailbox(dir, 'bob@example.com');
+    assert.equal(inbox.filter((m) => /^Subject: Mail affected by your full mailbox/m.test(m.text)).length, 1);
   });
 
   it('after user remove, the next RCPT to that user gets 550', async () => {
