@@ -123,6 +123,16 @@ describe('mailbox capacity that never surprises anyone', () => {
     assert.equal(last.length, 4);
     assert.match(last[3]!.body, /billing@vendor\.test/);
     assert.doesNotMatch(last[3]!.body, /partner@partner\.test/);
+
+    // The admin frees room (a dry run first, which changes nothing), and the sender's retry gets in.
+    const dry = cliOk(dir, ['cleanup', 'kenji@example.test', '--mailbox', 'INBOX', '--from', 'partner@partner.test', '--dry-run']);
+    assert.match(dry, /drawing 1/);
+    assert.equal(notices(await readMailbox(dir, 'kenji@example.test')).length, 4);
+    assert.equal((await readMailbox(dir, 'kenji@example.test')).length, 16, 'the dry run removed nothing');
+    cliOk(dir, ['cleanup', 'kenji@example.test', '--mailbox', 'INBOX', '--from', 'partner@partner.test']);
+    assert.match(send(port, 'kenji@example.test', 'big plans', 15000), /^250 /);
+    const now = await readMailbox(dir, 'kenji@example.test');
+    assert.deepEqual(now.filter((m) => !/Auto-Submitted/.test(m.text)).map((m) => /^Subject: (.*)$/m.exec(m.text)?.[1]), ['big plans']);
   });
 
   it('warns again only after usage dropped below a level and crossed it again (hysteresis)', async () => {
@@ -165,6 +175,9 @@ print(len(ids))
     });
     assert.match(digest.body, /urgent order/);
     assert.match(digest.body, /delivered to your INBOX over the quota/);
+    const warnings = notices(await readMailbox(dir, 'hana@example.test')).map(decodeNotice).filter((x) => /^Your mailbox is/.test(x.subject));
+    assert.match(warnings[warnings.length - 1]!.body, /has passed 100% of its capacity: it is now 10\d% full/);
+    assert.match(warnings[warnings.length - 1]!.body, /It is full/);
     // Beyond the grace: deferred like any full mailbox.
     assert.match(send(port, 'hana@example.test', 'too much', 5000), /^452 /);
   });

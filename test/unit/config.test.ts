@@ -391,7 +391,7 @@ describe('loadConfig and resolveDataDir', () => {
 
 describe('policy settings', () => {
   it('isPolicyKey knows exactly the policy keys', () => {
-    assert.deepEqual(POLICY_KEYS, ['quota', 'quota_messages', 'over_quota', 'locale', 'retention.trash', 'retention.junk', 'retention.mailboxes', 'pop3.keep_after_retrieval', 'pop3.expire_when_usage_above']);
+    assert.deepEqual(POLICY_KEYS, ['quota', 'quota_messages', 'over_quota', 'quota_grace', 'quota_warnings', 'locale', 'retention.trash', 'retention.junk', 'retention.mailboxes', 'pop3.keep_after_retrieval', 'pop3.expire_when_usage_above']);
     for (const key of POLICY_KEYS) assert.equal(isPolicyKey(key), true);
     for (const key of ['colour', 'Quota', '', 'hostname', 'toString', '__proto__']) assert.equal(isPolicyKey(key), false, key);
   });
@@ -407,12 +407,15 @@ describe('policy settings', () => {
     assert.equal(parsePolicyValue('quota_messages', 'none'), null);
     assert.equal(parsePolicyValue('over_quota', 'defer'), 'defer');
     assert.equal(parsePolicyValue('over_quota', 'reject'), 'reject');
+    assert.equal(parsePolicyValue('over_quota', 'hold'), 'hold');
+    assert.equal(parsePolicyValue('quota_grace', '15%'), 15);
+    assert.equal(parsePolicyValue('quota_warnings', '90%, 75%'), '90%, 75%');
     assert.equal(parsePolicyValue('locale', 'en'), 'en');
     assert.equal(parsePolicyValue('locale', 'ja'), 'ja');
   });
 
   it('parsePolicyValue refuses unknown keys and bad values with a SettingError', () => {
-    assert.throws(() => parsePolicyValue('colour', 'red'), (err: unknown) => err instanceof SettingError && /unknown setting "colour"/.test(err.message) && /quota, quota_messages, over_quota, locale/.test(err.message));
+    assert.throws(() => parsePolicyValue('colour', 'red'), (err: unknown) => err instanceof SettingError && /unknown setting "colour"/.test(err.message) && /quota, quota_messages, over_quota, quota_grace, quota_warnings, locale/.test(err.message));
     const bad: Array<[string, string]> = [
       ['quota', '10Q'],
       ['quota', ''],
@@ -422,6 +425,8 @@ describe('policy settings', () => {
       ['quota_messages', '1.5'],
       ['quota_messages', '-1'],
       ['over_quota', 'bounce'],
+      ['quota_grace', '150%'],
+      ['quota_warnings', '80%,lots'],
       ['over_quota', 'Reject'],
       ['locale', 'fr'],
       ['locale', ''],
@@ -476,16 +481,16 @@ describe('policy settings', () => {
   const config = validateConfig({ policy: { quota: '7M', over_quota: 'defer', locale: 'en' } });
 
   it('effectivePolicy: config alone', () => {
-    assert.deepEqual(effectivePolicy(config, null, null), { quota: 7 * M, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, null, null), { quota: 7 * M, quota_messages: null, over_quota: 'defer', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
     assert.deepEqual(effectivePolicy(config, { settings: {} }, { settings: {} }), config.policy);
   });
 
   it('effectivePolicy: a user setting beats the domain, which beats the config', () => {
     const domain = { settings: { quota: '2M', locale: 'ja' } };
     const user = { settings: { quota: '3M', over_quota: 'reject' } };
-    assert.deepEqual(effectivePolicy(config, domain, null), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
-    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
-    assert.deepEqual(effectivePolicy(config, null, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, domain, null), { quota: 2 * M, quota_messages: null, over_quota: 'defer', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'ja', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, null, user), { quota: 3 * M, quota_messages: null, over_quota: 'reject', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
     // "none" at the user level removes a limit set above it.
     assert.equal(effectivePolicy(config, domain, { settings: { quota: 'none' } }).quota, null);
     assert.equal(effectivePolicy(config, { settings: { quota: 'none' } }, { settings: { quota: '1M' } }).quota, M);
@@ -494,7 +499,7 @@ describe('policy settings', () => {
   it('effectivePolicy ignores stored values that no longer validate, and unknown keys', () => {
     const domain = { settings: { quota: '2M' } };
     const user = { settings: { quota: 'garbage', locale: 'xx', colour: 'red' } as Record<string, string> };
-    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 2 * M, quota_messages: null, over_quota: 'defer', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
+    assert.deepEqual(effectivePolicy(config, domain, user), { quota: 2 * M, quota_messages: null, over_quota: 'defer', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null });
   });
 
   it('effectivePolicy does not modify the configuration', () => {
@@ -504,11 +509,13 @@ describe('policy settings', () => {
   });
 
   it('policySources says where each value comes from', () => {
-    assert.deepEqual(policySources(null, null), { quota: 'config', quota_messages: 'config', over_quota: 'config', locale: 'config', 'retention.trash': 'config', 'retention.junk': 'config', 'retention.mailboxes': 'config', 'pop3.keep_after_retrieval': 'config', 'pop3.expire_when_usage_above': 'config' });
+    assert.deepEqual(policySources(null, null), { quota: 'config', quota_messages: 'config', over_quota: 'config', quota_grace: 'config', quota_warnings: 'config', locale: 'config', 'retention.trash': 'config', 'retention.junk': 'config', 'retention.mailboxes': 'config', 'pop3.keep_after_retrieval': 'config', 'pop3.expire_when_usage_above': 'config' });
     assert.deepEqual(policySources({ settings: { quota: '2M', locale: 'ja' } }, { settings: { quota: '3M' } }), {
       quota: 'user',
       quota_messages: 'config',
       over_quota: 'config',
+      quota_grace: 'config',
+      quota_warnings: 'config',
       locale: 'domain',
       'retention.trash': 'config', 'retention.junk': 'config', 'retention.mailboxes': 'config', 'pop3.keep_after_retrieval': 'config', 'pop3.expire_when_usage_above': 'config',
     });
