@@ -4,7 +4,7 @@
 // Knows nothing of SMTP: callers map the verdict to replies.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config, Policy } from '../config/schema.js';
 import type { Store, QuotaLimit } from '../store/types.js';
 import { acceptancePolicy, currentPolicy, quotaLimitOf } from '../policy/settings.js';
 import { CapacityNotices } from '../notices/capacity.js';
@@ -113,14 +113,14 @@ export class LocalDelivery {
 
     const seen = new Set<number>();
     // `hold`: the real quota of an over_quota = "hold" account (mail over it is held and reported).
-    const entries: Array<{ target: LocalTarget; address: string; quota: QuotaLimit; permanent: boolean; hold: QuotaLimit | null }> = [];
+    const entries: Array<{ target: LocalTarget; policy: Policy; address: string; quota: QuotaLimit; permanent: boolean; hold: QuotaLimit | null }> = [];
     for (const rcpt of message.recipients) {
       for (const target of rcpt.targets) {
         // RFC 5321 §3.7.2-ish: one copy per mailbox, however many RCPTs or aliases lead to it.
         if (seen.has(target.account.id)) continue;
         seen.add(target.account.id);
         const policy = await currentPolicy(this.store, this.config(), target.account);
-        entries.push({ target, address: rcpt.address, quota: quotaLimitOf(acceptancePolicy(policy)), permanent: policy.over_quota === 'reject', hold: policy.over_quota === 'hold' ? quotaLimitOf(policy) : null });
+        entries.push({ target, policy, address: rcpt.address, quota: quotaLimitOf(acceptancePolicy(policy)), permanent: policy.over_quota === 'reject', hold: policy.over_quota === 'hold' ? quotaLimitOf(policy) : null });
       }
     }
     const returnPath = `Return-Path: <${message.mailFrom}>\r\n`;
@@ -174,7 +174,7 @@ export class LocalDelivery {
       }
       this.background('capacity check', (async () => {
         if (over) await this.notices.recordMissed(entry.target.account, { sender: message.mailFrom, size: blobBytes.length, outcome: 'held', subject });
-        await this.notices.checkThresholds(entry.target.account);
+        await this.notices.checkThresholds(entry.target.account, entry.policy);
       })());
     }
     return {

@@ -290,6 +290,12 @@ function composeNotice(hostname: string, account: Account, text: { subject: stri
 export class CapacityNotices {
   /** Accounts being looked at now: one check at a time per account. */
   private readonly busy = new Set<number>();
+  /**
+   * The warning level last read or written per account, so that the check after each delivery
+   * needs no database read while the level stays the same (the database stays the reference:
+   * a change of level is always read back from it first).
+   */
+  private readonly knownLevels = new Map<number, number>();
 
   constructor(
     private readonly store: Store,
@@ -315,14 +321,17 @@ export class CapacityNotices {
   }
 
   /** After mail was stored for these accounts: a warning where usage crossed a level. */
-  async checkThresholds(account: Account): Promise<void> {
+  async checkThresholds(account: Account, knownPolicy?: Policy): Promise<void> {
     if (this.busy.has(account.id)) return;
     this.busy.add(account.id);
     try {
-      const policy = await currentPolicy(this.store, this.config(), account);
+      const policy = knownPolicy ?? (await currentPolicy(this.store, this.config(), account));
       const thresholds = parseThresholds(policy.quota_warnings);
       const level = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
+      if (this.knownLevels.get(account.id) === level) return;
       const previous = Number((await this.store.getAccountState(account.id, LEVEL_KEY)) ?? 0);
+      this.knownLevels.set(account.id, previous);
+      if (this.knownLevels.size > 100_000) this.knownLevels.clear();
       const next = nextWarning(previous, level);
       if (next.warn) {
         const summary = await summarizeCapacity(this.store, this.config(), account);
@@ -332,7 +341,10 @@ export class CapacityNotices {
         const after = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
         next.store = Math.max(level, after);
       }
-      if (next.store !== null) await this.store.setAccountState(account.id, LEVEL_KEY, next.store === 0 ? null : String(next.store));
+      if (next.store !== null) {
+        await this.store.setAccountState(account.id, LEVEL_KEY, next.store === 0 ? null : String(next.store));
+        this.knownLevels.set(account.id, next.store);
+      }
     } finally {
       this.busy.delete(account.id);
     }
