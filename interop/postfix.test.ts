@@ -25,6 +25,7 @@ import { authenticate, type DNSResolver } from 'mailauth';
 import { startDnsServer, type TestDnsServer } from '../test/helpers/dns-server.js';
 import { startMailHost, PASSWORD, type MailHost } from '../test/helpers/mail-hosts.js';
 import { readMailbox } from '../test/helpers/mailbox.js';
+import { waitFor as waitForShared } from '../test/helpers/wait.js';
 import { CLI } from '../test/helpers/yubin.js';
 import { loadTlsMaterial } from '../src/tls/certificates.js';
 
@@ -34,6 +35,11 @@ const POSTFIX = '/usr/sbin/postfix';
 const POSTCONF = '/usr/sbin/postconf';
 const POSTQUEUE = '/usr/sbin/postqueue';
 const WAIT_MS = 60_000;
+
+/** Postfix retries on its own schedule (minimal_backoff_time): a longer wait than the default. */
+function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = WAIT_MS): Promise<T> {
+  return waitForShared(what, probe, timeoutMs, 250);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Processes, always asynchronous: Yubin asks the DNS server that runs inside this process, so
@@ -76,15 +82,6 @@ async function yubin(dataDir: string, args: string[]): Promise<string> {
   return runOk(process.execPath, [CLI, ...args, '--data', dataDir]);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 /** True when something accepts TCP connections on host:port. */
 function listening(host: string, port: number): Promise<boolean> {

@@ -11,7 +11,7 @@ import { CapacityNotices } from '../notices/capacity.js';
 import type { Account } from '../store/types.js';
 import { fitsQuota, type LocalTarget } from './recipients.js';
 import { blobIdOf } from '../store/blob-id.js';
-import { decodeEncodedWords } from '../mime/message-parts.js';
+import { decodedSubject } from '../mime/headers.js';
 
 export interface IncomingMessage {
   /** Envelope sender; '' for the null sender (bounces). */
@@ -151,7 +151,7 @@ export class LocalDelivery {
       const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
       const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
       for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);
-      const subject = subjectOf(message.content);
+      const subject = decodedSubject(message.content);
       for (const f of full) {
         if (f.outcome.status === 'over-quota') this.missed(f.entry.target.account, message.mailFrom, f.outcome.size, f.entry.permanent || tooBig(f), subject);
       }
@@ -163,7 +163,6 @@ export class LocalDelivery {
       return { status: 'over-quota', permanent, tooBig: permanent && full.every(tooBig), full: full.map((f) => f.entry.address) };
     }
     // After a delivery: warnings where usage crossed a level; held mail reported at once.
-    const subject = subjectOf(message.content);
     const held: string[] = [];
     for (const entry of entries) {
       let over = false;
@@ -173,7 +172,7 @@ export class LocalDelivery {
         if (over) held.push(entry.address);
       }
       this.background('capacity check', (async () => {
-        if (over) await this.notices.recordMissed(entry.target.account, { sender: message.mailFrom, size: blobBytes.length, outcome: 'held', subject });
+        if (over) await this.notices.recordMissed(entry.target.account, { sender: message.mailFrom, size: blobBytes.length, outcome: 'held', subject: decodedSubject(message.content) });
         await this.notices.checkThresholds(entry.target.account, entry.policy);
       })());
     }
@@ -190,10 +189,3 @@ export class LocalDelivery {
   }
 }
 
-/** The Subject of a message for notices (RFC 2047 words decoded), or null. */
-function subjectOf(content: Buffer): string | null {
-  const end = content.indexOf('\r\n\r\n');
-  const head = content.subarray(0, end >= 0 ? end : Math.min(content.length, 65536)).toString('utf8').replace(/\r\n[ \t]+/g, ' ');
-  const match = /^subject:[ \t]*(.*)$/im.exec(head);
-  return match ? decodeEncodedWords(match[1]!.trim()).slice(0, 120) : null;
-}

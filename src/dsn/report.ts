@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import libmime from 'libmime';
 import type { SmtpReplyRecord } from '../store/types.js';
 import { actionPhrase, buildSubject, explainStatus, formatHumanDate, primaryAction } from './explanations.js';
+import { rfc5322Date } from '../mime/headers.js';
 
 export type DsnLocale = 'en' | 'ja';
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
@@ -70,20 +71,7 @@ const FOLD_AT = 78;
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
-
-/** RFC 5322 §3.3 date-time in UTC: "Tue, 01 Dec 2026 18:05:00 +0000". */
-export function rfc5322Date(d: Date): string {
-  return (
-    `${DAYS[d.getUTCDay()]}, ${pad2(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} +0000`
-  );
-}
+export { rfc5322Date };
 
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;

@@ -14,6 +14,10 @@ import type { Account, QuotaEvent, Store, Usage } from '../store/types.js';
 import { currentPolicy } from '../policy/settings.js';
 import { blobIdOf } from '../store/blob-id.js';
 import { messageFacts } from '../usage/message-facts.js';
+import { exactPercent } from '../usage/tally.js';
+import { formatSize } from '../config/size.js';
+import { formatHumanDate } from '../dsn/explanations.js';
+import { rfc5322Date } from '../mime/headers.js';
 import libmime from 'libmime';
 
 type Locale = 'en' | 'ja';
@@ -28,8 +32,8 @@ const SCAN_LARGEST = 500;
 /** The usage share in percent: the larger of bytes and messages against their limits; null without limits. */
 export function usageShare(usage: Pick<Usage, 'bytes' | 'messages'>, policy: Pick<Policy, 'quota' | 'quota_messages'>): number | null {
   const shares: number[] = [];
-  if (policy.quota !== null && policy.quota > 0) shares.push((usage.bytes / policy.quota) * 100);
-  if (policy.quota_messages !== null && policy.quota_messages > 0) shares.push((usage.messages / policy.quota_messages) * 100);
+  if (policy.quota !== null) shares.push(exactPercent(usage.bytes, policy.quota));
+  if (policy.quota_messages !== null) shares.push(exactPercent(usage.messages, policy.quota_messages));
   return shares.length === 0 ? null : Math.max(...shares);
 }
 
@@ -46,18 +50,6 @@ export function nextWarning(previous: number, level: number): { warn: boolean; s
   if (level > previous) return { warn: true, store: level };
   if (level < previous) return { warn: false, store: level };
   return { warn: false, store: null };
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
 }
 
 interface MessageFacts {
@@ -130,14 +122,9 @@ export async function summarizeCapacity(store: Store, config: Config, account: A
   };
 }
 
-function day(date: Date, locale: Locale): string {
-  const iso = date.toISOString();
-  return locale === 'ja' ? `${date.getUTCFullYear()}年${date.getUTCMonth() + 1}月${date.getUTCDate()}日 ${iso.slice(11, 16)} (UTC)` : `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
-}
-
 function limitText(s: CapacitySummary, locale: Locale): string {
   const parts: string[] = [];
-  if (s.policy.quota !== null) parts.push(`${formatBytes(s.usage.bytes)} / ${formatBytes(s.policy.quota)}`);
+  if (s.policy.quota !== null) parts.push(`${formatSize(s.usage.bytes)} / ${formatSize(s.policy.quota)}`);
   if (s.policy.quota_messages !== null) parts.push(locale === 'ja' ? `${s.usage.messages} / ${s.policy.quota_messages} 通` : `${s.usage.messages} / ${s.policy.quota_messages} messages`);
   return parts.join(', ');
 }
@@ -166,24 +153,24 @@ export function warningText(account: Account, s: CapacitySummary, level: number,
   }
   lines.push('');
   lines.push(ja ? '■ 容量を使っているフォルダー' : 'What takes the most room, by folder:');
-  for (const m of s.mailboxes.filter((m) => m.bytes > 0).slice(0, 6)) lines.push(`  ${m.name}: ${formatBytes(m.bytes)} (${m.messages}${ja ? ' 通' : ' messages'})`);
+  for (const m of s.mailboxes.filter((m) => m.bytes > 0).slice(0, 6)) lines.push(`  ${m.name}: ${formatSize(m.bytes)} (${m.messages}${ja ? ' 通' : ' messages'})`);
   if (s.largest.length > 0) {
     lines.push('');
     lines.push(ja ? '■ 大きいメール' : 'The largest messages:');
-    for (const m of s.largest.slice(0, 5)) lines.push(`  ${formatBytes(m.size)}  ${m.mailbox}  ${day(m.date, locale)}  ${m.from}  "${m.subject}"`);
+    for (const m of s.largest.slice(0, 5)) lines.push(`  ${formatSize(m.size)}  ${m.mailbox}  ${formatHumanDate(m.date, locale)}  ${m.from}  "${m.subject}"`);
   }
   if (s.senders.length > 0) {
     lines.push('');
     lines.push(ja ? '■ 容量を多く使っている送信者' : 'The senders whose mail takes the most room:');
-    for (const x of s.senders) lines.push(`  ${x.address}: ${formatBytes(x.bytes)} (${x.messages}${ja ? ' 通' : ' messages'})${x.bulk ? (ja ? ' 一斉配信' : ' bulk mail') : ''}`);
+    for (const x of s.senders) lines.push(`  ${x.address}: ${formatSize(x.bytes)} (${x.messages}${ja ? ' 通' : ' messages'})${x.bulk ? (ja ? ' 一斉配信' : ' bulk mail') : ''}`);
   }
-  if (s.attachmentBytes > 0) lines.push(ja ? `  添付ファイル: ${formatBytes(s.attachmentBytes)}` : `  Attachments: ${formatBytes(s.attachmentBytes)}`);
-  if (s.bulkBytes > 0) lines.push(ja ? `  うち一斉配信（メールマガジン等）: ${formatBytes(s.bulkBytes)}` : `  Bulk mail (newsletters, mailing lists) among them: ${formatBytes(s.bulkBytes)}`);
+  if (s.attachmentBytes > 0) lines.push(ja ? `  添付ファイル: ${formatSize(s.attachmentBytes)}` : `  Attachments: ${formatSize(s.attachmentBytes)}`);
+  if (s.bulkBytes > 0) lines.push(ja ? `  うち一斉配信（メールマガジン等）: ${formatSize(s.bulkBytes)}` : `  Bulk mail (newsletters, mailing lists) among them: ${formatSize(s.bulkBytes)}`);
   if (s.popRetrieved.messages > 0) {
     lines.push(
       ja
-        ? `  POP3 で受信済みなのにサーバーに残っているメール: ${s.popRetrieved.messages} 通、${formatBytes(s.popRetrieved.bytes)}`
-        : `  Mail already downloaded over POP3 but still kept on the server: ${s.popRetrieved.messages} messages, ${formatBytes(s.popRetrieved.bytes)}`,
+        ? `  POP3 で受信済みなのにサーバーに残っているメール: ${s.popRetrieved.messages} 通、${formatSize(s.popRetrieved.bytes)}`
+        : `  Mail already downloaded over POP3 but still kept on the server: ${s.popRetrieved.messages} messages, ${formatSize(s.popRetrieved.bytes)}`,
     );
   }
   lines.push('');
@@ -241,7 +228,7 @@ export function digestText(account: Account, events: QuotaEvent[], locale: Local
   );
   lines.push('');
   for (const g of list) {
-    const size = g.size > 0 ? formatBytes(g.size) : ja ? 'サイズ不明' : 'size unknown';
+    const size = g.size > 0 ? formatSize(g.size) : ja ? 'サイズ不明' : 'size unknown';
     const what =
       g.outcome === 'held'
         ? ja
@@ -254,7 +241,7 @@ export function digestText(account: Account, events: QuotaEvent[], locale: Local
           : ja
             ? `一時的に受け取りを保留しました（${g.attempts} 回）。送信者のサーバーが再送します`
             : `deferred (${g.attempts} attempt${g.attempts === 1 ? '' : 's'}): the sender's server retries`;
-    lines.push(`- ${g.sender || (ja ? '(送信者なし)' : '(no sender)')}  ${size}  ${day(g.first, locale)}${g.subject ? `  "${g.subject}"` : ''}`);
+    lines.push(`- ${g.sender || (ja ? '(送信者なし)' : '(no sender)')}  ${size}  ${formatHumanDate(g.first, locale)}${g.subject ? `  "${g.subject}"` : ''}`);
     lines.push(`  ${what}`);
   }
   lines.push('');
@@ -275,7 +262,7 @@ function composeNotice(hostname: string, account: Account, text: { subject: stri
     `From: ${locale === 'ja' ? libmime.encodeWord('メールシステム', 'B') : '"Mail system"'} <postmaster@${domain}>`,
     `To: <${account.address}>`,
     `Subject: ${libmime.encodeWords(text.subject, 'B', 52)}`,
-    `Date: ${now.toUTCString().replace(/GMT$/, '+0000')}`,
+    `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${crypto.randomUUID()}@${hostname}>`,
     'Auto-Submitted: auto-generated',
     'MIME-Version: 1.0',

@@ -29,7 +29,8 @@ import type { DnsResolver } from '../dns/resolver.js';
 import type { Account, DsnNotify } from '../store/types.js';
 import { checkSenderAuth } from './sender-auth.js';
 import { signMessage } from '../dkim/sign.js';
-import { fromAddresses, missingSubmissionHeaders, removeOwnAuthenticationResults } from './submission-headers.js';
+import { missingSubmissionHeaders, removeOwnAuthenticationResults } from './submission-headers.js';
+import { fromAddresses, rfc5322Date } from '../mime/headers.js';
 
 export interface InboundServerOptions {
   config: () => Config;
@@ -76,10 +77,6 @@ interface LibraryConnection {
   id: string;
   send(code: number, data: string): void;
   close(): void;
-}
-
-export function formatRfc5322Date(date: Date): string {
-  return date.toUTCString().replace(/GMT$/, '+0000');
 }
 
 /** Keeps client-supplied text out of header syntax: printable ASCII only, bounded. */
@@ -569,7 +566,7 @@ export class InboundSmtpServer {
     return (
       `Received: from ${helo} (${name}${literal})\r\n` +
       `\tby ${headerSafe(config.hostname)} (Yubin) with ${protocol}${tls}\r\n` +
-      `\tid ${tx.id}${single};\r\n\t${formatRfc5322Date(date)}\r\n`
+      `\tid ${tx.id}${single};\r\n\t${rfc5322Date(date)}\r\n`
     );
   }
 }

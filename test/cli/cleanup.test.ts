@@ -9,21 +9,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { ImapFlow } from 'imapflow';
-import { CLI, cli, cliOk, makeDataDir, python, startYubin, userRow, type CliResult, type RunningYubin } from '../helpers/yubin.js';
+import { CLI, cli, cliOk, makeDataDir, python, startYubin, userRow, type CliResult, type RunningYubin , smtpSendWithPython } from '../helpers/yubin.js';
 import type { CleanupReport, UsageReport } from '../../src/usage/report.js';
 
 const PASSWORD = 'password1';
 const DAY = 86_400_000;
 const CRLF = '\r\n';
 
-const SEND = `
-import smtplib, sys
-port, sender, to = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-data = sys.stdin.buffer.read()
-s = smtplib.SMTP('127.0.0.1', port)
-s.sendmail(sender, [to], data)
-s.quit()
-`;
 
 const message = (headers: string[], body: string) => [...headers, '', body, ''].join(CRLF);
 const filler = (lines: number, tag: string) => Array.from({ length: lines }, (_, i) => `${tag} ${i} ${'y'.repeat(60)}`).join(CRLF);
@@ -64,10 +56,7 @@ describe('yubin cleanup', () => {
   const grace = 'grace@example.test';
   let now: Date;
 
-  const send = (to: string, from: string, data: string) => {
-    const result = python(SEND, [String(yubin.ports.smtp), from, to], data);
-    assert.equal(result.status, 0, result.stderr);
-  };
+  const send = (to: string, from: string, data: string) => smtpSendWithPython(yubin.ports.smtp!, from, to, data);
   const imap = async (user: string) => {
     const client = new ImapFlow({ host: '127.0.0.1', port: yubin.ports.imap!, secure: false, auth: { user, pass: PASSWORD }, logger: false, tls: { rejectUnauthorized: false } });
     await client.connect();

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { ImapFlow } from 'imapflow';
-import { cli, cliOk, listUsers, makeDataDir, python, startYubin, userRow, type CliResult, type RunningYubin } from '../helpers/yubin.js';
+import { cli, cliOk, listUsers, makeDataDir, python, startYubin, userRow, type CliResult, type RunningYubin , smtpSendWithPython } from '../helpers/yubin.js';
 import { formatSize } from '../../src/config/size.js';
 import type { OverQuotaReport, UsageReport } from '../../src/usage/report.js';
 
@@ -16,14 +16,6 @@ const PASSWORD = 'password1';
 const DAY = 86_400_000;
 const CRLF = '\r\n';
 
-const SEND = `
-import smtplib, sys
-port, sender, to = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-data = sys.stdin.buffer.read()
-s = smtplib.SMTP('127.0.0.1', port)
-s.sendmail(sender, [to], data)
-s.quit()
-`;
 
 /** RETRs the given message numbers and QUITs without deleting anything. */
 const RETRIEVE = `
@@ -70,10 +62,7 @@ describe('yubin usage', () => {
   const logo = base64Body(4_000, 2);
   let now: Date;
 
-  const send = (to: string, from: string, data: string) => {
-    const result = python(SEND, [String(yubin.ports.smtp), from, to], data);
-    assert.equal(result.status, 0, result.stderr);
-  };
+  const send = (to: string, from: string, data: string) => smtpSendWithPython(yubin.ports.smtp!, from, to, data);
   const imap = async (user: string) => {
     const client = new ImapFlow({ host: '127.0.0.1', port: yubin.ports.imap!, secure: false, auth: { user, pass: PASSWORD }, logger: false, tls: { rejectUnauthorized: false } });
     await client.connect();

@@ -7,16 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { cliOk, makeDataDir, python, startYubin, writeConfig, type RunningYubin } from '../helpers/yubin.js';
 import { readMailbox, type StoredMail } from '../helpers/mailbox.js';
+import { waitFor } from '../helpers/wait.js';
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Sends one message of about `bodyBytes` over SMTP; returns "250 ..." or the refusal "452 4.2.2 ...". */
 function send(port: number, to: string, subject: string, bodyBytes: number, from = 'partner@partner.test'): string {

@@ -11,16 +11,8 @@ import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startMailHost, PASSWORD, type MailHost } from '../helpers/mail-hosts.js';
 import { readMailbox } from '../helpers/mailbox.js';
 import { cli, cliOk, pythonAsync } from '../helpers/yubin.js';
+import { waitFor } from '../helpers/wait.js';
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
 
 /** Waits until the mailbox holds at least `count` messages; returns them all. */
 async function inbox(host: MailHost, address: string, count: number, timeoutMs = 20_000) {
@@ -146,6 +138,9 @@ print('bad-password', code(lambda: s.login('alice@a.test', 'wrong')))
 s.login('alice@a.test', '${PASSWORD}')
 print('other-sender', code(lambda: s.sendmail('carol@a.test', ['bob@b.test'], 'From: carol@a.test\\r\\nSubject: x\\r\\n\\r\\nx\\r\\n')))
 print('other-from', code(lambda: s.sendmail('alice@a.test', ['bob@b.test'], 'From: carol@a.test\\r\\nSubject: x\\r\\n\\r\\nx\\r\\n')))
+print('no-from', code(lambda: s.sendmail('alice@a.test', ['bob@b.test'], 'Subject: x\\r\\n\\r\\nx\\r\\n')))
+print('percent-hack', code(lambda: s.sendmail('alice@a.test', ['bob%elsewhere.test@b.test'], 'From: alice@a.test\\r\\n\\r\\nx\\r\\n')))
+print('no-domain-dot', code(lambda: s.sendmail('alice@a.test', ['bob@localhost'], 'From: alice@a.test\\r\\n\\r\\nx\\r\\n')))
 s.quit()
 m = smtplib.SMTP(host, mx); m.ehlo()
 print('mx-relay', code(lambda: m.sendmail('alice@a.test', ['bob@b.test'], 'From: alice@a.test\\r\\nSubject: x\\r\\n\\r\\nx\\r\\n')))
@@ -160,6 +155,9 @@ m.quit()
     assert.equal(lines['bad-password'], '535 5.7.8');
     assert.equal(lines['other-sender'], '553 5.7.1');
     assert.equal(lines['other-from'], '553 5.7.1');
+    assert.equal(lines['no-from'], '550 5.6.0');
+    assert.equal(lines['percent-hack'], '554 5.7.1');
+    assert.equal(lines['no-domain-dot'], '553 5.1.3');
     assert.equal(lines['mx-relay'], '554 5.7.1');
     assert.equal(queueOf(a).length, 0, 'nothing was queued');
   });

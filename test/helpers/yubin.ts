@@ -132,6 +132,21 @@ export function pythonAsync(script: string, args: string[] = [], input?: string)
   });
 }
 
+const SEND_STDIN = `
+import smtplib, sys
+port, sender, to = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+data = sys.stdin.buffer.read()
+s = smtplib.SMTP('127.0.0.1', port)
+s.sendmail(sender, [to], data)
+s.quit()
+`;
+
+/** Delivers `data` as is over SMTP with Python's smtplib; fails with its stderr when it does not exit 0. */
+export function smtpSendWithPython(port: number, from: string, to: string, data: string): void {
+  const result = python(SEND_STDIN, [String(port), from, to], data);
+  if (result.status !== 0) throw new Error(`smtplib exited ${result.status}: ${result.stderr}`);
+}
+
 export interface UserRow {
   address: string;
   quota: number | null;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { digestText, formatBytes, nextWarning, usageShare, warningLevel } from '../../src/notices/capacity.js';
+import { digestText, nextWarning, usageShare, warningLevel } from '../../src/notices/capacity.js';
 import type { Account, QuotaEvent } from '../../src/store/types.js';
 
 const account = { id: 1, address: 'kenji@example.test' } as Account;
@@ -10,6 +10,7 @@ describe('capacity notices', () => {
     assert.equal(usageShare({ bytes: 80, messages: 1 }, { quota: 100, quota_messages: null }), 80);
     assert.equal(usageShare({ bytes: 10, messages: 9 }, { quota: 100, quota_messages: 10 }), 90);
     assert.equal(usageShare({ bytes: 10, messages: 9 }, { quota: null, quota_messages: null }), null);
+    assert.equal(usageShare({ bytes: 1, messages: 1 }, { quota: 0, quota_messages: null }), 100, 'a zero quota with anything stored is full');
   });
 
   it('warns once per level crossed, re-arms when usage drops below (hysteresis)', () => {
@@ -41,11 +42,5 @@ describe('capacity notices', () => {
     assert.match(ja.subject, /（2 件）/);
     assert.match(ja.body, /2 回/);
     assert.match(ja.body, /2026年12月1日 09:00 \(UTC\)/);
-  });
-
-  it('formats sizes in binary units', () => {
-    assert.equal(formatBytes(512), '512 B');
-    assert.equal(formatBytes(1536), '1.5 KiB');
-    assert.equal(formatBytes(250 * 1024 * 1024), '250 MiB');
   });
 });

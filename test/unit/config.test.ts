@@ -324,6 +324,11 @@ describe('validateConfig', () => {
       [{ queue: { smarthost: 'relay example' } }, /queue\.smarthost: /],
       [{ queue: { transports: { 'example.com': 'a b' } } }, /queue\.transports/],
       [{ dns: { servers: ['not an ip:port:x'] } }, /dns\.servers/],
+      [{ dns: { cache: 'a while' } }, /dns\.cache: /],
+      [{ queue: { source_address: 'mx.example.com' } }, /queue\.source_address: /],
+      [{ queue: { lifetime: '5 days' } }, /queue\.lifetime: /],
+      [{ policy: { quota_grace: '200%' } }, /policy\.quota_grace: /],
+      [{ policy: { quota_warnings: '80%,0%' } }, /policy\.quota_warnings: /],
     ];
     for (const [raw, pattern] of cases) assert.match(configError(raw).message, pattern, JSON.stringify(raw));
   });

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromAddresses, headerValues, missingSubmissionHeaders, removeOwnAuthenticationResults } from '../../src/smtp/submission-headers.js';
+import { missingSubmissionHeaders, removeOwnAuthenticationResults } from '../../src/smtp/submission-headers.js';
+import { decodedSubject, fromAddresses, headerValues, rfc5322Date } from '../../src/mime/headers.js';
 
 const msg = (head: string, body = 'body\r\n') => Buffer.from(`${head}\r\n${body}`, 'utf8');
 
@@ -10,6 +11,9 @@ describe('submission headers', () => {
     assert.deepEqual(fromAddresses(m), ['alice@a.test', 'bob@a.test', 'carol@a.test', 'dave@a.test']);
     assert.deepEqual(fromAddresses(msg('Subject: none\r\n')), []);
     assert.deepEqual(headerValues(m, 'to'), ['x@b.test']);
+    assert.equal(decodedSubject(msg('Subject: =?UTF-8?B?6YO15L6/?= news\r\n')), '郵便 news');
+    assert.equal(decodedSubject(msg('From: a@a.test\r\n')), null);
+    assert.equal(rfc5322Date(new Date(Date.UTC(2026, 0, 5, 7, 8, 9))), 'Mon, 05 Jan 2026 07:08:09 +0000');
   });
 
   it('adds Date and Message-ID only when missing (RFC 6409 §8.2, §8.3)', () => {

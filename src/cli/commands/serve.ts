@@ -108,6 +108,14 @@ function printQuickStart(listening: Array<{ name: string; host: string; port: nu
     lines.push(`  swaks --server ${smtp.host}:${smtp.port} --to ${DEMO_USER}`);
     lines.push('Then see it counted:', '  npx yubin user list');
   }
+  const submission = listening.find((l) => l.name === 'submission');
+  if (submission) {
+    const password = demo ? demo.password : 'PASSWORD';
+    lines.push('', `Send mail as the demo user through submission (STARTTLS, then AUTH) on ${submission.host}:${submission.port}:`);
+    lines.push(
+      `  python3 -c "import smtplib, ssl; s = smtplib.SMTP('${submission.host}', ${submission.port}); s.starttls(context=ssl._create_unverified_context()); s.login('${DEMO_USER}', '${password}'); s.sendmail('${DEMO_USER}', ['${DEMO_USER}'], 'From: ${DEMO_USER}\\r\\nSubject: sent\\r\\n\\r\\nSent through submission\\r\\n'); s.quit()"`,
+    );
+  }
   const imap = listening.find((l) => l.name === 'imap');
   if (imap) {
     lines.push('', `Read it over IMAP (or point Thunderbird at ${imap.host}:${imap.port}, STARTTLS, normal password):`);
