@@ -1,11 +1,12 @@
 // yubin cleanup ADDRESS [--mailbox NAME] [--older-than AGE] [--bulk] [--from ADDRESS|@DOMAIN]
 //               [--larger-than SIZE] [--dry-run] [--json] [--now ISO-8601]
 
-import { SizeError, parseSize } from '../../config/size.js';
+import { parseSize } from '../../config/size.js';
+import { option } from './usage.js';
 import type { CleanupSelector } from '../../usage/cleanup-select.js';
 import { CleanupRefused, runCleanup } from '../../usage/collect.js';
 import { formatCleanup } from '../../usage/format.js';
-import { OptionError, parseAge, parseInstant, parseSenderPattern } from '../../usage/options.js';
+import { parseAge, parseInstant, parseSenderPattern } from '../../usage/options.js';
 import { CliError, UsageError, loadContext, normalizeMailAddress, parse, printJson, withStore } from '../context.js';
 
 export const CLEANUP_HELP = `yubin cleanup ADDRESS [--mailbox NAME] [--older-than AGE] [--bulk] [--from ADDRESS|@DOMAIN]
@@ -19,15 +20,6 @@ export const CLEANUP_HELP = `yubin cleanup ADDRESS [--mailbox NAME] [--older-tha
 
 const USAGE_LINE =
   'usage: yubin cleanup ADDRESS [--mailbox NAME] [--older-than AGE] [--bulk] [--from ADDRESS|@DOMAIN] [--larger-than SIZE] [--dry-run] [--json] [--now ISO-8601]';
-
-function option<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof OptionError || err instanceof SizeError) throw new UsageError(err.message);
-    throw err;
-  }
-}
 
 export async function cleanupCommand(args: string[]): Promise<void> {
   if (args[0] === 'help' || args.includes('--help') || args.includes('-h')) {

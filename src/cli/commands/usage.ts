@@ -3,6 +3,7 @@
 
 import { buildUsageReport, listOverQuota } from '../../usage/collect.js';
 import { formatOverQuota, formatUsageReport } from '../../usage/format.js';
+import { SizeError } from '../../config/size.js';
 import { OptionError, parseCount, parseInstant, parsePercent } from '../../usage/options.js';
 import { CliError, UsageError, loadContext, normalizeMailAddress, parse, printJson, withStore } from '../context.js';
 
@@ -16,11 +17,12 @@ yubin usage --over PERCENT [--json]   (users above PERCENT (e.g. 80%) of their b
 
 const USAGE_LINE = 'usage: yubin usage ADDRESS [--json] [--top N] [--now ISO-8601] | yubin usage --over PERCENT [--json]';
 
-function option<T>(fn: () => T): T {
+/** Runs an option parser; a malformed value (OptionError, SizeError) becomes a usage error (exit 2). */
+export function option<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof OptionError) throw new UsageError(err.message);
+    if (err instanceof OptionError || err instanceof SizeError) throw new UsageError(err.message);
     throw err;
   }
 }
