@@ -277,6 +277,7 @@ function composeNotice(hostname: string, account: Account, text: { subject: stri
 export class CapacityNotices {
   /** Accounts being looked at now: one check at a time per account. */
   private readonly busy = new Set<number>();
+  private readonly recheck = new Set<number>();
   /**
    * The warning level last read or written per account, so that the check after each delivery
    * needs no database read while the level stays the same (the database stays the reference:
@@ -309,31 +310,44 @@ export class CapacityNotices {
 
   /** After mail was stored for these accounts: a warning where usage crossed a level. */
   async checkThresholds(account: Account, knownPolicy?: Policy): Promise<void> {
-    if (this.busy.has(account.id)) return;
+    // One check per account at a time; a delivery that lands during a check asks for one more
+    // run afterwards, so a level crossed meanwhile (90% then 100%) is never skipped.
+    if (this.busy.has(account.id)) {
+      this.recheck.add(account.id);
+      return;
+    }
     this.busy.add(account.id);
     try {
-      const policy = knownPolicy ?? (await currentPolicy(this.store, this.config(), account));
-      const thresholds = parseThresholds(policy.quota_warnings);
-      const level = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
-      if (this.knownLevels.get(account.id) === level) return;
-      const previous = Number((await this.store.getAccountState(account.id, LEVEL_KEY)) ?? 0);
-      this.knownLevels.set(account.id, previous);
-      if (this.knownLevels.size > 100_000) this.knownLevels.clear();
-      const next = nextWarning(previous, level);
-      if (next.warn) {
-        const summary = await summarizeCapacity(this.store, this.config(), account);
-        await this.deliverNotice(account, warningText(account, summary, level, policy.locale as Locale), policy.locale as Locale);
-        this.log.info({ event: 'quota-warning', account: account.address, level, share: Math.round(summary.share ?? 0) }, 'capacity warning sent');
-        // The warning takes room too: a level it crosses itself is not warned about again.
-        const after = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
-        next.store = Math.max(level, after);
-      }
-      if (next.store !== null) {
-        await this.store.setAccountState(account.id, LEVEL_KEY, next.store === 0 ? null : String(next.store));
-        this.knownLevels.set(account.id, next.store);
-      }
+      do {
+        this.recheck.delete(account.id);
+        await this.checkOnce(account, knownPolicy);
+      } while (this.recheck.has(account.id));
     } finally {
       this.busy.delete(account.id);
+      this.recheck.delete(account.id);
+    }
+  }
+
+  private async checkOnce(account: Account, knownPolicy?: Policy): Promise<void> {
+    const policy = knownPolicy ?? (await currentPolicy(this.store, this.config(), account));
+    const thresholds = parseThresholds(policy.quota_warnings);
+    const level = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
+    if (this.knownLevels.get(account.id) === level) return;
+    const previous = Number((await this.store.getAccountState(account.id, LEVEL_KEY)) ?? 0);
+    this.knownLevels.set(account.id, previous);
+    if (this.knownLevels.size > 100_000) this.knownLevels.clear();
+    const next = nextWarning(previous, level);
+    if (next.warn) {
+      const summary = await summarizeCapacity(this.store, this.config(), account);
+      await this.deliverNotice(account, warningText(account, summary, level, policy.locale as Locale), policy.locale as Locale);
+      this.log.info({ event: 'quota-warning', account: account.address, level, share: Math.round(summary.share ?? 0) }, 'capacity warning sent');
+      // The warning takes room too: a level it crosses itself is not warned about again.
+      const after = warningLevel(usageShare(await this.store.getUsage(account.id), policy), thresholds);
+      next.store = Math.max(level, after);
+    }
+    if (next.store !== null) {
+      await this.store.setAccountState(account.id, LEVEL_KEY, next.store === 0 ? null : String(next.store));
+      this.knownLevels.set(account.id, next.store);
     }
   }
 
