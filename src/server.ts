@@ -55,6 +55,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
     writer: 'batching',
     maxBatch: config.storage.max_batch,
     inlineMax: config.storage.inline_max,
+    dedupMin: config.storage.dedup_min,
   });
   store.blobs.sweepTemporaryFiles();
   const tls = await loadTlsMaterial({ certFile: config.tls.cert, keyFile: config.tls.key, dataDir, hostname: config.hostname });

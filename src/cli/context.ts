@@ -46,6 +46,8 @@ export function openStore(loaded: LoadedConfig): SqliteStore {
     directory: config.storage.path ? path.resolve(config.storage.path) : dataDir,
     fsync: config.storage.fsync,
     writer: 'direct',
+    inlineMax: config.storage.inline_max,
+    dedupMin: config.storage.dedup_min,
   });
 }
 

@@ -318,6 +318,7 @@ export const configSchema = z.object({
       fsync: z.boolean().default(true).describe('Flush message files and commits to disk before replying 250. Turn off only for throwaway test servers.'),
       max_batch: z.number().int().positive().default(256).describe('Most deliveries committed together in one group commit.'),
       inline_max: size().prefault('64K').describe('Message bodies up to this size are kept inside the database, made durable by the delivery\'s commit; larger ones are files under blobs/ (fsynced before the commit). 0 keeps every body in a file.'),
+      dedup_min: size().prefault('32K').describe('MIME parts (attachments) whose body is at least this large are split out at delivery and stored once, however many messages carry the same bytes; messages are reassembled byte for byte when read, and quotas still count each message whole. 0 turns deduplication of attachments off (identical whole messages are still stored once).'),
     })
     .prefault({}),
   maintenance: z

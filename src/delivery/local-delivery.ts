@@ -10,7 +10,6 @@ import { acceptancePolicy, currentPolicy, quotaLimitOf } from '../policy/setting
 import { CapacityNotices } from '../notices/capacity.js';
 import type { Account } from '../store/types.js';
 import { fitsQuota, type LocalTarget } from './recipients.js';
-import { blobIdOf } from '../store/blob-id.js';
 import { decodedSubject } from '../mime/headers.js';
 
 export interface IncomingMessage {
@@ -107,9 +106,9 @@ export class LocalDelivery {
   async deliver(message: IncomingMessage): Promise<DeliveryVerdict> {
     const blobBytes = Buffer.concat([Buffer.from(message.traceHeaders, 'utf8'), message.content]);
     // Small bodies go inside the delivery's own transaction (one commit makes them durable);
-    // large ones are written and fsynced as files first.
-    const inline = blobBytes.length <= this.config().storage.inline_max;
-    const blobId = inline ? blobIdOf(blobBytes) : await this.store.blobs.put(blobBytes);
+    // large ones, and large attachments (stored once however many messages carry them), are
+    // written and fsynced as files first.
+    const staged = await this.store.stageBlob(blobBytes);
 
     const seen = new Set<number>();
     // `hold`: the real quota of an over_quota = "hold" account (mail over it is held and reported).
@@ -128,9 +127,7 @@ export class LocalDelivery {
     try {
       result = await this.store.deliver(
         {
-          blobId,
-          blobSize: blobBytes.length,
-          inlineBytes: inline ? blobBytes : undefined,
+          ...staged,
           internalDate: message.receivedAt,
           recipients: entries.map((entry) => ({
             accountId: entry.target.account.id,
@@ -142,12 +139,12 @@ export class LocalDelivery {
         blobBytes,
       );
     } catch (err) {
-      if (!inline) await this.store.discardBlob(blobId).catch(() => undefined);
+      await this.store.discardBlob(staged).catch(() => undefined);
       throw err;
     }
     if (!result.stored) {
       // Nothing references the file now (unless an identical message is stored): it goes.
-      if (!inline) await this.store.discardBlob(blobId);
+      await this.store.discardBlob(staged);
       const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
       const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
       for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);

@@ -12,7 +12,6 @@ import type { Config, Policy } from '../config/schema.js';
 import { parseThresholds } from '../config/schema.js';
 import type { Account, QuotaEvent, Store, Usage } from '../store/types.js';
 import { currentPolicy } from '../policy/settings.js';
-import { blobIdOf } from '../store/blob-id.js';
 import { messageFacts } from '../usage/message-facts.js';
 import { exactPercent } from '../usage/tally.js';
 import { formatSize } from '../config/size.js';
@@ -294,13 +293,9 @@ export class CapacityNotices {
   /** Into the INBOX whatever the quota: the user must learn about their full mailbox. */
   private async deliverNotice(account: Account, text: { subject: string; body: string }, locale: Locale): Promise<void> {
     const bytes = composeNotice(this.config().hostname, account, text, locale, new Date());
-    const inline = bytes.length <= this.config().storage.inline_max;
-    const blobId = inline ? blobIdOf(bytes) : await this.store.blobs.put(bytes);
     await this.store.deliver(
       {
-        blobId,
-        blobSize: bytes.length,
-        inlineBytes: inline ? bytes : undefined,
+        ...(await this.store.stageBlob(bytes)),
         internalDate: new Date(),
         recipients: [{ accountId: account.id, mailbox: '\\Inbox', headerPrefix: Buffer.from(`Return-Path: <>\r\nDelivered-To: ${account.address}\r\n`, 'utf8') }],
       },

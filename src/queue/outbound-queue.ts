@@ -13,7 +13,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { parseRetrySchedule } from '../config/schema.js';
 import type { Account, EnqueueRequest, QueueMessage, QueueRecipient, QueueRecipientUpdate, SmtpReplyRecord, Store } from '../store/types.js';
-import { blobIdOf } from '../store/blob-id.js';
 import { currentPolicy } from '../policy/settings.js';
 import { resolveEnvelopeRecipient } from '../delivery/recipients.js';
 import { buildDsn, type DsnAction, type DsnLocale, type DsnRecipient } from '../dsn/report.js';
@@ -142,13 +141,9 @@ export class OutboundQueue {
     const config = this.options.config();
     const receivedAt = submission.receivedAt ?? new Date();
     const bytes = submission.content;
-    const inline = bytes.length <= config.storage.inline_max;
-    const blobId = inline ? blobIdOf(bytes) : await this.options.store.blobs.put(bytes);
     const id = await this.options.store.enqueue(
       {
-        blobId,
-        blobSize: bytes.length,
-        inlineBytes: inline ? bytes : undefined,
+        ...(await this.options.store.stageBlob(bytes)),
         sender: submission.sender,
         envid: submission.envid,
         ret: submission.ret,
@@ -421,13 +416,9 @@ export class OutboundQueue {
     const config = this.options.config();
     const verdict = await resolveEnvelopeRecipient(store, sender, config.hostname);
     if (verdict.kind === 'local' && verdict.targets.length > 0) {
-      const inline = dsn.length <= config.storage.inline_max;
-      const blobId = inline ? blobIdOf(dsn) : await store.blobs.put(dsn);
       await store.deliver(
         {
-          blobId,
-          blobSize: dsn.length,
-          inlineBytes: inline ? dsn : undefined,
+          ...(await store.stageBlob(dsn)),
           internalDate: new Date(),
           recipients: verdict.targets.map((target) => ({
             accountId: target.account.id,

@@ -3,6 +3,7 @@
 // networked backend (PostgreSQL) is a second implementation, not a rewrite.
 
 import type { PolicyKey } from '../config/schema.js';
+import type { Segment } from './dedup.js';
 
 export type SpecialUse = '\\Inbox' | '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive';
 
@@ -155,15 +156,32 @@ export interface DeliveryRecipient {
   quota?: QuotaLimit;
 }
 
-export interface DeliveryRequest {
+/**
+ * A message body made ready for a delivery, an APPEND or the queue (Store.stageBlob): its id and
+ * size, and how its bytes will be kept.
+ */
+export interface StagedBlob {
   blobId: string;
   blobSize: number;
   /**
    * The blob's bytes, for a small body kept inside the database (see storage.inline_max):
-   * it is then made durable by the delivery's own commit. Without it, the blob must have been
-   * put() into the BlobStore first.
+   * it is then made durable by the delivery's own commit. Without it (and without a
+   * composition), the blob must have been put() into the BlobStore first.
    */
   inlineBytes?: Buffer;
+  /**
+   * A body with large MIME parts, stored deduplicated (src/store/dedup.ts): the literal bytes go
+   * with the commit, every part blob must have been put() first.
+   */
+  composition?: BlobComposition;
+}
+
+export interface BlobComposition {
+  literal: Buffer;
+  segments: Segment[];
+}
+
+export interface DeliveryRequest extends StagedBlob {
   internalDate: Date;
   recipients: DeliveryRecipient[];
 }
@@ -205,11 +223,7 @@ export interface QueueRecipientInput {
   notify: DsnNotify | null;
 }
 
-export interface EnqueueRequest {
-  blobId: string;
-  blobSize: number;
-  /** As for DeliveryRequest: the bytes of a small body kept inside the database. */
-  inlineBytes?: Buffer;
+export interface EnqueueRequest extends StagedBlob {
   /** Envelope sender; '' for the null sender (DSNs). */
   sender: string;
   /** RFC 3461 §4.4 ENVID and §4.3 RET. */
@@ -306,6 +320,30 @@ export interface DkimKey {
   createdAt: Date;
 }
 
+/** Store.diskUsage(): logical bytes (each message counted whole, as quotas count) and physical ones. */
+export interface DiskUsage {
+  /** Stored messages in every mailbox, and their logical size (the sum of their sizes). */
+  messages: number;
+  logicalBytes: number;
+  /** Messages in the outbound queue and their size (each queued message once). */
+  queuedMessages: number;
+  queuedBytes: number;
+  /** Bytes actually kept: message bodies (once per distinct body), shared parts, per-recipient headers. */
+  physicalBytes: number;
+  /** logicalBytes + queuedBytes - physicalBytes. */
+  savedBytes: number;
+  /** Distinct bodies and how many are composed of shared parts. */
+  bodies: number;
+  composedBodies: number;
+  /** Distinct shared part blobs, their bytes, and how many are used more than once. */
+  parts: number;
+  partBytes: number;
+  sharedParts: number;
+  /** Bytes in files under blobs/ and bytes kept inside the database. */
+  fileBytes: number;
+  databaseBytes: number;
+}
+
 export interface BlobStore {
   /** Writes bytes durably (fsynced when configured) under their content hash; returns the id. */
   put(bytes: Buffer): Promise<string>;
@@ -347,12 +385,20 @@ export interface Store {
   resolveRecipient(address: string): Promise<RecipientResolution>;
 
   // Mail
-  /** Stores a message (its body inline, or put() first; `bytes` lets the store re-put a collected blob). */
+  /**
+   * Makes a body ready to be referenced by deliver(), enqueue() or an APPEND: small ones are kept
+   * for the commit, large ones written (fsynced) as files, and bodies with large MIME parts
+   * split so that identical parts are stored once (storage.dedup_min).
+   */
+  stageBlob(bytes: Buffer): Promise<StagedBlob>;
+  /** Stores a message (its body staged first; `bytes` lets the store re-stage a collected blob). */
   deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult>;
-  /** The bytes of a blob, wherever they are kept. */
+  /** The bytes of a blob, wherever they are kept (a composed blob reassembled byte for byte). */
   readBlob(blobId: string): Promise<Buffer>;
-  /** Removes the file of a blob that was put() but is referenced by no message (a refused delivery). */
-  discardBlob(blobId: string): Promise<void>;
+  /** Removes the files of a staged blob that no message references (a refused delivery). */
+  discardBlob(staged: StagedBlob): Promise<void>;
+  /** What the stored mail takes on disk, against its logical size: what deduplication saves. */
+  diskUsage(): Promise<DiskUsage>;
   listMailboxes(accountId: number): Promise<Mailbox[]>;
   listMessages(mailboxId: number): Promise<StoredMessage[]>;
   /** The message's full octets: header prefix + body blob. */

@@ -1,9 +1,10 @@
-// The text output of `yubin usage` and `yubin cleanup`: reports for an admin at a terminal.
+// The text output of `yubin usage` (and --over, --disk) and `yubin cleanup`: reports for an admin at a terminal.
 // Pure: report objects in, lines out. Text taken from messages (subjects, addresses) is made safe
 // to print: control characters and bidirectional overrides become "?", long subjects are cut.
 
 import { formatSize } from '../config/size.js';
 import type { CleanupItem, CleanupReport, OverQuotaReport, Tally, UsageReport } from './report.js';
+import type { DiskUsage } from '../store/types.js';
 
 const TEXT_SUBJECT_CHARS = 72;
 
@@ -147,6 +148,21 @@ export function formatOverQuota(r: OverQuotaReport): string {
     u.quotaMessages === null ? plural(u.messages, 'message') : `${u.messages} of ${plural(u.quotaMessages, 'message')} (${u.messagesPercent}%)`,
   ]);
   return [`${plural(r.users.length, 'user')} above ${r.threshold}% of their quota:`, ...table(rows, new Set())].join('\n');
+}
+
+/** `yubin usage --disk`: what the stored mail takes on disk against what users see. */
+export function formatDiskUsage(d: DiskUsage): string {
+  const logical = d.logicalBytes + d.queuedBytes;
+  const share = logical > 0 ? Math.round((d.savedBytes / logical) * 100) : 0;
+  const rows = [
+    ['Messages in mailboxes', `${plural(d.messages, 'message')}, ${formatSize(d.logicalBytes)} (what quotas count)`],
+    ['Outbound queue', `${plural(d.queuedMessages, 'message')}, ${formatSize(d.queuedBytes)}`],
+    ['On disk', `${formatSize(d.physicalBytes)} (${d.physicalBytes} bytes): ${formatSize(d.fileBytes)} in files, ${formatSize(d.databaseBytes)} in the database`],
+    ['Saved', `${formatSize(d.savedBytes)} (${d.savedBytes} bytes, ${share}% of ${formatSize(logical)})`],
+    ['Distinct bodies', `${d.bodies}, of which ${d.composedBodies} with attachments stored apart`],
+    ['Attachments stored once', `${plural(d.parts, 'part')}, ${formatSize(d.partBytes)}; ${d.sharedParts} used by more than one message`],
+  ];
+  return ['Storage of all mail (identical messages and attachments are stored once):', ...table(rows, new Set())].join('\n');
 }
 
 /** One removal, as `cleanup` prints it (the same words in a dry run but for the verb). */

@@ -241,7 +241,7 @@ describe('validateConfig', () => {
       },
       dkim: { sign: true },
       policy: { quota: G, quota_messages: null, over_quota: 'defer', quota_grace: 10, quota_warnings: '80%,90%,100%', locale: 'en', 'retention.trash': 30, 'retention.junk': 30, 'retention.mailboxes': '', 'pop3.keep_after_retrieval': null, 'pop3.expire_when_usage_above': null },
-      storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024 },
+      storage: { backend: 'sqlite', path: '', fsync: true, max_batch: 256, inline_max: 64 * 1024, dedup_min: 32 * 1024 },
       maintenance: { interval: 3600 },
       log: { level: 'info' },
     };

@@ -1,8 +1,9 @@
 // yubin usage ADDRESS [--json] [--top N] [--now ISO-8601]
 // yubin usage --over PERCENT [--json]
+// yubin usage --disk [--json]
 
 import { buildUsageReport, listOverQuota } from '../../usage/collect.js';
-import { formatOverQuota, formatUsageReport } from '../../usage/format.js';
+import { formatDiskUsage, formatOverQuota, formatUsageReport } from '../../usage/format.js';
 import { SizeError } from '../../config/size.js';
 import { OptionError, parseCount, parseInstant, parsePercent } from '../../usage/options.js';
 import { CliError, UsageError, loadContext, normalizeMailAddress, parse, printJson, withStore } from '../context.js';
@@ -13,9 +14,11 @@ export const USAGE_HELP = `yubin usage ADDRESS [--json] [--top N] [--now ISO-860
                                        and top senders (bulk mail marked), POP3-retrieved mail still on
                                        the server, removals by retention and cleanup)
 yubin usage --over PERCENT [--json]   (users above PERCENT (e.g. 80%) of their byte or message quota,
-                                       highest first; users without a quota are never listed)`;
+                                       highest first; users without a quota are never listed)
+yubin usage --disk [--json]           (what all stored mail takes on disk against its logical size:
+                                       bytes saved by storing identical messages and attachments once)`;
 
-const USAGE_LINE = 'usage: yubin usage ADDRESS [--json] [--top N] [--now ISO-8601] | yubin usage --over PERCENT [--json]';
+const USAGE_LINE = 'usage: yubin usage ADDRESS [--json] [--top N] [--now ISO-8601] | yubin usage --over PERCENT [--json] | yubin usage --disk [--json]';
 
 /** Runs an option parser; a malformed value (OptionError, SizeError) becomes a usage error (exit 2). */
 export function option<T>(fn: () => T): T {
@@ -35,10 +38,21 @@ export async function usageCommand(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     json: { type: 'boolean' },
     over: { type: 'string' },
+    disk: { type: 'boolean' },
     top: { type: 'string' },
     now: { type: 'string' },
   });
   const loaded = () => loadContext(values);
+
+  if (values.disk) {
+    if (positionals.length > 0 || values.over !== undefined || values.top !== undefined || values.now !== undefined) {
+      throw new UsageError('--disk reports the whole store; it takes no ADDRESS, --over, --top or --now. ' + USAGE_LINE);
+    }
+    const disk = await withStore(loaded(), (store) => store.diskUsage());
+    if (values.json) return printJson(disk);
+    console.log(formatDiskUsage(disk));
+    return;
+  }
 
   if (values.over !== undefined) {
     if (positionals.length > 0 || values.top !== undefined || values.now !== undefined) {

@@ -159,6 +159,12 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX quota_events_unreported ON quota_events(account_id) WHERE reported = 0;
   `,
+  // 7: deduplication of identical attachments (src/store/dedup.ts). A composed blob keeps its
+  //    literal bytes in data and its segment list in parts (JSON); each large part body is a blob
+  //    row of its own, referenced once per composed blob that contains it.
+  `
+  ALTER TABLE blobs ADD COLUMN parts TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -39,10 +39,13 @@ import {
   type SpecialUse,
   type Store,
   type StoredMessage,
+  type StagedBlob,
+  type DiskUsage,
   type Usage,
 } from '../types.js';
 import { openDatabase } from './open.js';
-import { SUMMARY_COLUMNS, toSummary } from './writes.js';
+import { SUMMARY_COLUMNS, toSummary, type WriteArgs, type WriteResult } from './writes.js';
+import { assemble, compose, decodeSegments, largeLeafRanges } from '../dedup.js';
 import { blobIdOf } from '../blob-id.js';
 import { BatchingWriter, DirectWriter, type Writer } from './writer.js';
 
@@ -53,8 +56,10 @@ export interface SqliteStoreOptions {
   /** 'batching' (server: worker thread, group commit) or 'direct' (CLI). */
   writer: 'batching' | 'direct';
   maxBatch?: number;
-  /** Bodies up to this size are kept in the database (APPEND; deliveries decide for themselves). */
+  /** Bodies up to this size are kept in the database (storage.inline_max). */
   inlineMax?: number;
+  /** MIME leaf parts at least this large are stored once and shared (storage.dedup_min); 0: off. */
+  dedupMin?: number;
 }
 
 interface MailboxRow {
@@ -173,6 +178,7 @@ export class SqliteStore implements Store {
     blobs: FileBlobStore,
     writer: Writer,
     private readonly inlineMax: number,
+    private readonly dedupMin: number,
   ) {
     this.db = db;
     this.blobs = blobs;
@@ -190,7 +196,7 @@ export class SqliteStore implements Store {
       options.writer === 'batching'
         ? new BatchingWriter({ dbFile, blobRoot, blobPath, fsync: options.fsync, maxBatch: options.maxBatch ?? 256 })
         : new DirectWriter(db, blobPath);
-    return new SqliteStore(db, blobs, writer, options.inlineMax ?? 64 * 1024);
+    return new SqliteStore(db, blobs, writer, options.inlineMax ?? 64 * 1024, options.dedupMin ?? 0);
   }
 
   // Domains
@@ -297,26 +303,46 @@ export class SqliteStore implements Store {
 
   // Mail
 
-  async deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult> {
+  async stageBlob(bytes: Buffer): Promise<StagedBlob> {
+    const blobId = blobIdOf(bytes);
+    const ranges = largeLeafRanges(bytes, this.dedupMin);
+    if (ranges.length > 0) {
+      // Part files are written (and fsynced) in parallel; the literal bytes go with the commit.
+      const partIds = await Promise.all(ranges.map(([start, end]) => this.blobs.put(bytes.subarray(start, end))));
+      return { blobId, blobSize: bytes.length, composition: compose(bytes, ranges, partIds) };
+    }
+    if (bytes.length <= this.inlineMax) return { blobId, blobSize: bytes.length, inlineBytes: bytes };
+    await this.blobs.put(bytes);
+    return { blobId, blobSize: bytes.length };
+  }
+
+  /**
+   * Runs a write that references a staged blob. Garbage collection may remove an identical,
+   * unreferenced file between the staging and the commit: then the bytes are staged again and
+   * the write retried once.
+   */
+  private async withStaged<K extends 'deliver' | 'enqueue' | 'appendMessage'>(op: K, args: WriteArgs<K>, bytes: Buffer | undefined): Promise<WriteResult<K>> {
     try {
-      const result = await this.writer.run('deliver', request);
-      this.emitDelivered(result);
-      return result;
+      return await this.writer.run(op, args);
     } catch (err) {
-      // Garbage collection removed an identical, unreferenced file between put() and this
-      // commit: write the bytes again and retry once.
       if (bytes && err instanceof StoreError && err.code === 'not-found' && err.message.startsWith('blob ')) {
-        await this.blobs.put(bytes);
-        const result = await this.writer.run('deliver', request);
-        this.emitDelivered(result);
-        return result;
+        const again = await this.stageBlob(bytes);
+        return await this.writer.run(op, { ...args, ...again, inlineBytes: again.inlineBytes, composition: again.composition });
       }
       throw err;
     }
   }
 
-  async discardBlob(blobId: string): Promise<void> {
-    await this.writer.run('discardBlob', { blobId });
+  async deliver(request: DeliveryRequest, bytes?: Buffer): Promise<DeliveryResult> {
+    const result = await this.withStaged('deliver', request, bytes);
+    this.emitDelivered(result);
+    return result;
+  }
+
+  async discardBlob(staged: StagedBlob): Promise<void> {
+    if (staged.inlineBytes) return;
+    const partIds = staged.composition?.segments.flatMap((s) => ('part' in s ? [s.part] : [])) ?? [];
+    await this.writer.run('discardBlob', { blobId: staged.blobId, partIds });
   }
 
   private emitDelivered(result: DeliveryResult): void {
@@ -375,9 +401,51 @@ export class SqliteStore implements Store {
   }
 
   async readBlob(blobId: string): Promise<Buffer> {
-    const row = stmt(this.db, 'SELECT data FROM blobs WHERE id = ?').get(blobId) as { data: Buffer | null } | undefined;
+    const row = stmt(this.db, 'SELECT data, parts FROM blobs WHERE id = ?').get(blobId) as { data: Buffer | null; parts: string | null } | undefined;
+    if (row?.parts) {
+      const bytes = await assemble(row.data ?? Buffer.alloc(0), decodeSegments(row.parts), (id) => this.readBlob(id));
+      if (bytes.length !== (stmt(this.db, 'SELECT size FROM blobs WHERE id = ?').get(blobId) as { size: number }).size) {
+        throw new Error(`blob ${blobId} reassembled to the wrong size`);
+      }
+      return bytes;
+    }
     if (row?.data) return row.data;
     return this.blobs.get(blobId);
+  }
+
+  async diskUsage(): Promise<DiskUsage> {
+    const get = <T>(sql: string) => stmt(this.db, sql).get() as T;
+    const messages = get<{ n: number; bytes: number; prefixes: number }>(
+      'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(sum(length(header_prefix)), 0) AS prefixes FROM messages',
+    );
+    const queued = get<{ n: number; bytes: number }>('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM queue_messages');
+    const blobs = get<{ files: number; inDb: number }>(
+      'SELECT coalesce(sum(CASE WHEN data IS NULL THEN size ELSE 0 END), 0) AS files, coalesce(sum(length(data)), 0) AS inDb FROM blobs WHERE refcount > 0',
+    );
+    const bodies = get<{ n: number; composed: number }>(
+      `SELECT count(*) AS n, coalesce(sum(b.parts IS NOT NULL), 0) AS composed FROM blobs b
+       WHERE b.id IN (SELECT blob_id FROM messages UNION SELECT blob_id FROM queue_messages)`,
+    );
+    const parts = get<{ n: number; bytes: number; shared: number }>(
+      `SELECT count(*) AS n, coalesce(sum(b.size), 0) AS bytes, coalesce(sum(b.refcount > 1), 0) AS shared FROM blobs b
+       WHERE b.refcount > 0 AND b.id IN (SELECT json_extract(j.value, '$[0]') FROM blobs c, json_each(c.parts) j WHERE c.parts IS NOT NULL AND j.type = 'array')`,
+    );
+    const physicalBytes = blobs.files + blobs.inDb + messages.prefixes;
+    return {
+      messages: messages.n,
+      logicalBytes: messages.bytes,
+      queuedMessages: queued.n,
+      queuedBytes: queued.bytes,
+      physicalBytes,
+      savedBytes: messages.bytes + queued.bytes - physicalBytes,
+      bodies: bodies.n,
+      composedBodies: bodies.composed,
+      parts: parts.n,
+      partBytes: parts.bytes,
+      sharedParts: parts.shared,
+      fileBytes: blobs.files,
+      databaseBytes: blobs.inDb + messages.prefixes,
+    };
   }
 
   async readMessage(message: StoredMessage): Promise<Buffer> {
@@ -468,30 +536,18 @@ export class SqliteStore implements Store {
   }
 
   async appendMessage(req: { accountId: number; mailboxId: number; bytes: Buffer; flags: string[]; internalDate: Date; quota?: QuotaLimit }) {
-    const blobId = blobIdOf(req.bytes);
-    const inline = req.bytes.length <= this.inlineMax;
-    if (!inline) await this.blobs.put(req.bytes);
+    const staged = await this.stageBlob(req.bytes);
     const args = {
+      ...staged,
       accountId: req.accountId,
       mailboxId: req.mailboxId,
-      blobId,
-      blobSize: req.bytes.length,
-      inlineBytes: inline ? req.bytes : undefined,
       flags: req.flags,
       internalDate: req.internalDate.getTime(),
       quota: req.quota,
     };
-    let result;
-    try {
-      result = await this.writer.run('appendMessage', args);
-    } catch (err) {
-      if (!inline && err instanceof StoreError && err.message.startsWith('blob ')) {
-        await this.blobs.put(req.bytes);
-        result = await this.writer.run('appendMessage', args);
-      } else throw err;
-    }
+    const result = await this.withStaged('appendMessage', args, req.bytes);
     if (result.ok) this.emit({ accountId: req.accountId, mailboxId: req.mailboxId, kind: 'appended' });
-    else if (!inline) await this.discardBlob(blobId);
+    else await this.discardBlob(staged);
     return result;
   }
 
@@ -609,16 +665,7 @@ export class SqliteStore implements Store {
   // Outbound queue
 
   async enqueue(request: EnqueueRequest, bytes?: Buffer): Promise<number> {
-    try {
-      return await this.writer.run('enqueue', request);
-    } catch (err) {
-      // As in deliver(): a collected identical blob is written again, once.
-      if (bytes && err instanceof StoreError && err.code === 'not-found' && err.message.startsWith('blob ')) {
-        await this.blobs.put(bytes);
-        return this.writer.run('enqueue', request);
-      }
-      throw err;
-    }
+    return this.withStaged('enqueue', request, bytes);
   }
 
   async claimDueRecipients(now: Date, leaseUntil: Date, limit: number): Promise<QueueMessage[]> {

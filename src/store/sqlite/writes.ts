@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { stmt } from './statements.js';
+import { decodeSegments, encodeSegments } from '../dedup.js';
 import {
   DEFAULT_MAILBOXES,
   StoreError,
@@ -18,6 +19,7 @@ import {
   type QuotaLimit,
   type RecipientOutcome,
   type RawSettings,
+  type StagedBlob,
 } from '../types.js';
 
 /** Why messages are removed by retention, recorded with each removal (ms since epoch). */
@@ -158,22 +160,32 @@ export const writes = {
     return null;
   },
 
-  /** Removes unreferenced blob rows; their files are unlinked by the writer after the commit. */
+  /**
+   * Removes unreferenced blob rows; their files are unlinked by the writer after the commit. A
+   * composed blob releases its parts, which go in the same run when nothing else uses them.
+   */
   collectGarbage(ctx: WriteContext, args: { limit: number }) {
-    const rows = stmt(ctx.db, 'SELECT id, data IS NULL AS onDisk FROM blobs WHERE refcount <= 0 LIMIT ?').all(args.limit) as Array<{ id: string; onDisk: number }>;
+    const select = stmt(ctx.db, 'SELECT id, data IS NULL AS onDisk, parts FROM blobs WHERE refcount <= 0 LIMIT ?');
     const remove = stmt(ctx.db, 'DELETE FROM blobs WHERE id = ? AND refcount <= 0');
-    for (const row of rows) {
-      remove.run(row.id);
-      if (row.onDisk) ctx.orphanedBlobs.push(row.id);
+    let removed = 0;
+    while (removed < args.limit) {
+      const rows = select.all(args.limit - removed) as Array<{ id: string; onDisk: number; parts: string | null }>;
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        remove.run(row.id);
+        if (row.onDisk) ctx.orphanedBlobs.push(row.id);
+        if (row.parts) for (const segment of decodeSegments(row.parts)) if ('part' in segment) releaseBlob(ctx, segment.part, 1);
+      }
+      removed += rows.length;
     }
-    return rows.length;
+    return removed;
   },
 
   /** A blob put for a delivery that stored nothing: its file goes unless a row references it. */
-  discardBlob(ctx: WriteContext, args: { blobId: string }) {
-    const row = stmt(ctx.db, 'SELECT 1 FROM blobs WHERE id = ?').get(args.blobId);
-    if (!row) ctx.orphanedBlobs.push(args.blobId);
-    return !row;
+  discardBlob(ctx: WriteContext, args: { blobId: string; partIds?: string[] }) {
+    const exists = stmt(ctx.db, 'SELECT 1 FROM blobs WHERE id = ?');
+    for (const id of [args.blobId, ...(args.partIds ?? [])]) if (!exists.get(id)) ctx.orphanedBlobs.push(id);
+    return null;
   },
 
   /**
@@ -205,7 +217,7 @@ export const writes = {
 
     // The only writer unlinks orphaned files between transactions, so a file seen by
     // referenceBlob stays until this commit makes it referenced again.
-    referenceBlob(ctx, req.blobId, req.blobSize, req.recipients.length, req.inlineBytes);
+    referenceBlob(ctx, req, req.recipients.length);
     const mailboxOf = stmt(db, 'SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
     const bumpMailbox = stmt(db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
     const insert = stmt(db, 
@@ -372,13 +384,13 @@ export const mailboxWrites = {
 
   appendMessage(
     ctx: WriteContext,
-    args: { accountId: number; mailboxId: number; blobId: string; blobSize: number; inlineBytes?: Buffer; flags: string[]; internalDate: number; quota?: QuotaLimit },
+    args: StagedBlob & { accountId: number; mailboxId: number; flags: string[]; internalDate: number; quota?: QuotaLimit },
   ) {
     const mailbox = mailboxRow(ctx.db, args.mailboxId);
     if (mailbox.accountId !== args.accountId) throw new StoreError('not-found', 'no such mailbox');
     const failure = quotaFailure(ctx.db, args.accountId, args.blobSize, 1, args.quota);
     if (failure) return failure;
-    referenceBlob(ctx, args.blobId, args.blobSize, 1, args.inlineBytes);
+    referenceBlob(ctx, args, 1);
     const modseq = mailbox.modseq + 1;
     stmt(ctx.db, 'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
       args.mailboxId,
@@ -496,11 +508,26 @@ function moveRows(ctx: WriteContext, fromMailboxId: number, rows: MessageRow[], 
   return uidMap;
 }
 
-/** Adds references to a blob, creating its row (inline bytes, or a file that must exist). */
-function referenceBlob(ctx: WriteContext, blobId: string, size: number, count: number, inlineBytes?: Buffer): void {
+/**
+ * Adds references to a blob, creating its row: inline bytes, a composition (its part blobs
+ * referenced once more each; their files must exist), or a file that must exist.
+ */
+function referenceBlob(ctx: WriteContext, staged: StagedBlob, count: number): void {
+  const { blobId, blobSize: size, inlineBytes, composition } = staged;
   const blob = stmt(ctx.db, 'SELECT refcount FROM blobs WHERE id = ?').get(blobId);
   if (blob) {
     stmt(ctx.db, 'UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(count, blobId);
+  } else if (composition) {
+    for (const segment of composition.segments) {
+      if ('part' in segment) referenceBlob(ctx, { blobId: segment.part, blobSize: segment.size }, 1);
+    }
+    stmt(ctx.db, 'INSERT INTO blobs(id, size, refcount, data, parts) VALUES (?, ?, ?, ?, ?)').run(
+      blobId,
+      size,
+      count,
+      Buffer.from(composition.literal),
+      encodeSegments(composition.segments),
+    );
   } else if (inlineBytes) {
     stmt(ctx.db, 'INSERT INTO blobs(id, size, refcount, data) VALUES (?, ?, ?, ?)').run(blobId, size, count, inlineBytes);
   } else {
@@ -515,7 +542,7 @@ function referenceBlob(ctx: WriteContext, blobId: string, size: number, count: n
 
 export const queueWrites = {
   enqueue(ctx: WriteContext, req: EnqueueRequest): number {
-    referenceBlob(ctx, req.blobId, req.blobSize, 1, req.inlineBytes);
+    referenceBlob(ctx, req, 1);
     const info = stmt(
       ctx.db,
       'INSERT INTO queue_messages(blob_id, size, sender, envid, ret, account_id, kind, smtputf8, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
