@@ -60,7 +60,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   store.blobs.sweepTemporaryFiles();
   const tls = await loadTlsMaterial({ certFile: config.tls.cert, keyFile: config.tls.key, dataDir, hostname: config.hostname });
 
-  const throttle = new AuthThrottle(() => ({ failureDelaySeconds: config.auth.failure_delay, windowSeconds: config.auth.failure_window }));
+  const throttle = new AuthThrottle(() => ({ failureDelaySeconds: config.auth.failure_delay, windowSeconds: config.auth.failure_window, verifiedCacheSeconds: config.auth.verified_cache }));
   const services = { config: () => config, store, throttle, log };
   // One POP3 session per maildrop, across both POP3 listeners.
   const pop3Services = { ...services, locks: new MaildropLocks() };

@@ -22,9 +22,12 @@ export async function authenticate(
 ): Promise<AuthenticatedUser | null> {
   const address = username.trim().toLowerCase();
   const account = address.includes('@') ? await store.getAccount(address) : null;
-  const ok = await verifyPassword(password, account?.passwordHash ?? DUMMY_HASH);
+  const ok =
+    (account !== null && throttle.recentlyVerified(address, account.passwordHash, password)) ||
+    (await verifyPassword(password, account?.passwordHash ?? DUMMY_HASH));
   if (account && ok) {
     throttle.recordSuccess(address);
+    throttle.rememberVerified(address, account.passwordHash, password);
     return { account };
   }
   const delay = throttle.recordFailure(ip, address);

@@ -254,6 +254,7 @@ export const configSchema = z.object({
         .describe('Where passwords may be sent without TLS: "loopback" (only from 127.0.0.0/8 and ::1), "always", or "never". Elsewhere IMAP advertises LOGINDISABLED until STARTTLS.'),
       failure_delay: duration().prefault('2s').describe('Delay before answering a failed authentication; doubled for each further failure from the same IP or for the same account (up to 30 s).'),
       failure_window: duration().prefault('15m').describe('How long failed authentications are remembered for throttling.'),
+      verified_cache: duration().prefault('15m').describe('How long a successful login is remembered, so that the same user with the same password is checked again with one keyed digest (HMAC) instead of a full scrypt hash (about 100 ms of CPU); mail clients log in many times an hour. A changed password is never matched by an old entry; failures are never remembered. 0 hashes every login.'),
     })
     .prefault({}),
   dns: z

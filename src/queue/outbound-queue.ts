@@ -297,8 +297,10 @@ export class OutboundQueue {
         updates.push({ ...base, state: 'queued', nextAttemptAt: next, ...(owesDelay ? { delayNotified: true } : {}) });
       }
     }
-    await this.options.store.updateQueueRecipients(updates);
-    if (delayed.length > 0) await this.report(message, delayed, 'delayed');
+    const updated = new Set(await this.options.store.updateQueueRecipients(updates));
+    // A message an admin deleted during the attempt is gone: no delay notice about it.
+    const stillQueued = delayed.filter((r) => updated.has(r.id));
+    if (stillQueued.length > 0) await this.report(message, stillQueued, 'delayed');
     await this.reportFinal(message.id);
     await this.options.store.removeFinishedQueueMessages();
   }

@@ -466,7 +466,8 @@ export interface Store {
    * Returned grouped by message, each message with only its claimed recipients.
    */
   claimDueRecipients(now: Date, leaseUntil: Date, limit: number): Promise<QueueMessage[]>;
-  updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<void>;
+  /** Returns the ids of the recipients updated (one an admin deleted meanwhile is skipped). */
+  updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<number[]>;
   /** Messages with every recipient final and reported: removed, their blob released. Returns the ids. */
   removeFinishedQueueMessages(): Promise<number[]>;
   /** Messages with recipients final but not yet reported (a DSN may be owed). */

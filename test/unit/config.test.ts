@@ -221,7 +221,7 @@ describe('validateConfig', () => {
         protect_special_use: true,
       },
       pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600, login_timeout: 60 },
-      auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900 },
+      auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900, verified_cache: 900 },
       dns: { servers: [], timeout: 10, cache: 60 },
       queue: {
         retry_schedule: '5m,10m,20m,40m,1h',

@@ -679,9 +679,9 @@ export class SqliteStore implements Store {
     return this.queueMessagesWith(rows);
   }
 
-  async updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<void> {
-    if (updates.length === 0) return;
-    await this.writer.run('updateQueueRecipients', {
+  async updateQueueRecipients(updates: QueueRecipientUpdate[]): Promise<number[]> {
+    if (updates.length === 0) return [];
+    return this.writer.run('updateQueueRecipients', {
       updates: updates.map((u) => ({ ...u, attemptAt: undefined, nextAttemptAt: undefined, attemptAtMs: u.attemptAt?.getTime(), nextAttemptAtMs: u.nextAttemptAt?.getTime() })),
     });
   }

@@ -564,12 +564,14 @@ export const queueWrites = {
     return rows.map((row) => row.id);
   },
 
-  updateQueueRecipients(ctx: WriteContext, args: { updates: Array<QueueRecipientUpdate & { attemptAtMs?: number; nextAttemptAtMs?: number }> }) {
+  updateQueueRecipients(ctx: WriteContext, args: { updates: Array<QueueRecipientUpdate & { attemptAtMs?: number; nextAttemptAtMs?: number }> }): number[] {
+    const updated: number[] = [];
     for (const u of args.updates) {
       const row = stmt(ctx.db, 'SELECT attempts, next_attempt_at, last_attempt_at, last_reply, delay_notified, reported FROM queue_recipients WHERE id = ?').get(u.recipientId) as
         | { attempts: number; next_attempt_at: number; last_attempt_at: number | null; last_reply: string | null; delay_notified: number; reported: number }
         | undefined;
       if (!row) continue; // deleted by an admin meanwhile
+      updated.push(u.recipientId);
       stmt(ctx.db, 'UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_reply = ?, delay_notified = ?, reported = ? WHERE id = ?').run(
         u.state,
         row.attempts + (u.attempted ? 1 : 0),
@@ -581,7 +583,7 @@ export const queueWrites = {
         u.recipientId,
       );
     }
-    return null;
+    return updated;
   },
 
   removeFinishedQueueMessages(ctx: WriteContext, args: { limit: number }): number[] {
