@@ -10,6 +10,7 @@ import { loadTlsMaterial } from './tls/certificates.js';
 import { InboundSmtpServer } from './smtp/inbound.js';
 import { ImapServer } from './imap/server.js';
 import { AuthThrottle } from './auth/throttle.js';
+import { MailboxViews } from './imap/mailbox-views.js';
 import { Pop3Server } from './pop3/server.js';
 import { MaildropLocks } from './pop3/locks.js';
 import { startScheduler } from './maintenance/jobs.js';
@@ -62,6 +63,8 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
 
   const throttle = new AuthThrottle(() => ({ failureDelaySeconds: config.auth.failure_delay, windowSeconds: config.auth.failure_window, verifiedCacheSeconds: config.auth.verified_cache }));
   const services = { config: () => config, store, throttle, log };
+  // One set of shared mailbox snapshots for the IMAP listeners (imap and imaps).
+  const mailboxViews = new MailboxViews(() => ({ minMessages: config.imap.snapshot_min_messages, maxMessages: config.imap.snapshot_max_messages }));
   // One POP3 session per maildrop, across both POP3 listeners.
   const pop3Services = { ...services, locks: new MaildropLocks() };
   const resolver = new DnsResolver({ servers: config.dns.servers, timeoutSeconds: config.dns.timeout, cacheSeconds: config.dns.cache });
@@ -87,7 +90,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
         stoppers.push(() => smtp.close());
         listening.push({ name, host: address.address, port: address.port });
       } else if (name === 'imap' || name === 'imaps') {
-        const imap = new ImapServer(services, tls, name === 'imaps');
+        const imap = new ImapServer({ ...services, views: mailboxViews }, tls, name === 'imaps');
         const address = await imap.listen(host, port);
         stoppers.push(() => imap.close());
         listening.push({ name, host: address.address, port: address.port });

@@ -225,6 +225,8 @@ export const configSchema = z.object({
       max_mailbox_depth: z.number().int().min(1).default(32).describe('Most levels of mailbox hierarchy ("a/b/c" is 3).'),
       max_mailboxes: z.number().int().positive().default(10000).describe('Most mailboxes per account; CREATE beyond it gets NO [LIMIT].'),
       protect_special_use: z.boolean().default(true).describe('Refuse DELETE and RENAME of mailboxes with a special-use role (INBOX, Sent, Drafts, Trash, Junk, Archive).'),
+      snapshot_min_messages: z.number().int().min(0).default(1000).describe('Mailboxes with at least this many messages keep their message list in memory after a SELECT, shared by every session and brought up to date from the change log at the next SELECT (a 100,000-message SELECT then takes milliseconds instead of most of a second). Smaller mailboxes are read whole at each SELECT.'),
+      snapshot_max_messages: z.number().int().min(0).default(250000).describe('At most this many messages kept in those shared lists together (about 250 bytes each); the least recently selected mailbox goes first. 0 keeps none.'),
     })
     .prefault({}),
   pop3: z

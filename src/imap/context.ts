@@ -8,6 +8,7 @@ import type { AuthThrottle } from '../auth/throttle.js';
 import type { Store } from '../store/types.js';
 import type { ImapCommand, ImapToken } from './protocol/types.js';
 import type { SelectedMailbox } from './selected.js';
+import type { MailboxViews } from './mailbox-views.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
@@ -35,6 +36,8 @@ export interface SessionServices {
   store: Store;
   throttle: AuthThrottle;
   log: Logger;
+  /** Shared snapshots of large mailboxes (absent: every SELECT reads the mailbox whole). */
+  views?: MailboxViews;
 }
 
 /** The session as handlers see it. */

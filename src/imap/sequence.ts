@@ -17,7 +17,8 @@ export function resolveSet(view: SelectedMailbox, set: SequenceSet, byUid: boole
     if (byUid || set.some((r) => r.from === Infinity || r.to === Infinity)) return [];
     throw new RangeError('no messages');
   }
-  const picked = new Set<ViewMessage>();
+  // Marks by index: linear in the mailbox and the ranges, whatever the set looks like.
+  const picked = new Uint8Array(messages.length);
   if (byUid) {
     const maxUid = messages[messages.length - 1]!.uid;
     for (const range of set) {
@@ -25,7 +26,7 @@ export function resolveSet(view: SelectedMailbox, set: SequenceSet, byUid: boole
       let to = range.to === Infinity ? maxUid : range.to;
       if (from > to) [from, to] = [to, from];
       // RFC 9051 §6.4.8: a range "n:*" with n above every UID still names the last message.
-      for (const message of messages) if (message.uid >= from && message.uid <= to) picked.add(message);
+      for (let i = lowerBound(messages, from); i < messages.length && messages[i]!.uid <= to; i++) picked[i] = 1;
     }
   } else {
     const max = messages.length;
@@ -34,10 +35,24 @@ export function resolveSet(view: SelectedMailbox, set: SequenceSet, byUid: boole
       let to = range.to === Infinity ? max : range.to;
       if (from > to) [from, to] = [to, from];
       if (from < 1 || to > max) throw new RangeError('sequence number out of range');
-      for (let seq = from; seq <= to; seq++) picked.add(messages[seq - 1]!);
+      picked.fill(1, from - 1, to);
     }
   }
-  return messages.filter((m) => picked.has(m));
+  const out: ViewMessage[] = [];
+  for (let i = 0; i < messages.length; i++) if (picked[i]) out.push(messages[i]!);
+  return out;
+}
+
+/** The index of the first message whose UID is at least `uid` (messages are in UID order). */
+function lowerBound(messages: readonly ViewMessage[], uid: number): number {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (messages[mid]!.uid < uid) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /** "1,3:5,9" from a sorted or unsorted list of numbers (used for UID sets in responses). */

@@ -5,7 +5,7 @@ import type { Session } from './context.js';
 import type { PendingUpdates } from './selected.js';
 import { compressUids } from './sequence.js';
 
-export function flagList(flags: string[]): string {
+export function flagList(flags: readonly string[]): string {
   return `(${flags.join(' ')})`;
 }
 

@@ -466,7 +466,8 @@ describe('IMAP session', () => {
     for (const u of USERS) cliOk(dir, ['user', 'add', u, '--password', PASSWORD]);
     cliOk(dir, ['user', 'add', 'ivan@example.test', '--password', ODD_PASSWORD]);
     cliOk(dir, ['user', 'add', 'judy@example.test', '--password', UTF8_PASSWORD]);
-    writeConfig(dir, '[auth]\nfailure_delay = 0\n\n[imap]\nmax_literal = "20M"\n');
+    // snapshot_min_messages = 0: every SELECT here goes through the shared mailbox snapshots.
+    writeConfig(dir, '[auth]\nfailure_delay = 0\n\n[imap]\nmax_literal = "20M"\nsnapshot_min_messages = 0\n');
     server = await startYubin(dir, SERVE_ARGS);
     ({ imap, imaps, smtp } = server.ports as { imap: number; imaps: number; smtp: number });
   });

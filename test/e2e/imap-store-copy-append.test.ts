@@ -231,7 +231,8 @@ describe('IMAP STORE, COPY, MOVE, APPEND and QUOTA', () => {
 
   before(async () => {
     dataDir = makeDataDir('yubin-imap-sca-');
-    writeConfig(dataDir, '[auth]\nfailure_delay = 0\n');
+    // Every SELECT through the shared mailbox snapshots (src/imap/mailbox-views.ts).
+    writeConfig(dataDir, '[auth]\nfailure_delay = 0\n[imap]\nsnapshot_min_messages = 0\n');
     cliOk(dataDir, ['domain', 'add', DOMAIN]);
     server = await startYubin(dataDir, ['--smtp', '127.0.0.1:0', '--imap', '127.0.0.1:0']);
     port = server.ports.imap!;

@@ -219,6 +219,8 @@ describe('validateConfig', () => {
         max_mailbox_depth: 32,
         max_mailboxes: 10000,
         protect_special_use: true,
+        snapshot_min_messages: 1000,
+        snapshot_max_messages: 250000,
       },
       pop3: { max_line_length: 4096, max_connections: 1000, max_connections_per_ip: 50, idle_timeout: 600, login_timeout: 60 },
       auth: { plaintext: 'loopback', failure_delay: 2, failure_window: 900, verified_cache: 900 },

@@ -40,7 +40,7 @@ async function copyOrMove(session: Session, args: ImapToken[], byUid: boolean, m
   if (!target) throw no('No such mailbox', 'TRYCREATE');
 
   // Messages another session expunged are gone from the store: nothing to copy for them.
-  messages = messages.filter((m) => !m.expunged);
+  messages = messages.filter((m) => !(view.byUidGet(m.uid) ?? m).expunged);
   // RFC 4315 §3: nothing copied (e.g. UID COPY of UIDs that no longer exist) is OK without COPYUID.
   if (messages.length === 0) return ok(`${command} completed; nothing to ${command.toLowerCase()}`);
 

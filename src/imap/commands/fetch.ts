@@ -128,7 +128,9 @@ export const fetchCommands: CommandSpec[] = [
         if (inSet.length > 0) session.send(`* VANISHED (EARLIER) ${compressUids(inSet)}\r\n`);
       }
       const setsSeen = !view.readOnly && items.some((i) => (i.kind === 'SECTION' || i.kind === 'BINARY') && !i.peek || i.kind === 'RFC822' || i.kind === 'RFC822.TEXT');
-      for (const message of messages) {
+      for (const resolved of messages) {
+        // The view replaces a message's object when it changes: use the current one.
+        let message = view.byUidGet(resolved.uid) ?? resolved;
         if (changedSince !== null && message.modSeq <= changedSince) continue;
         if (message.expunged) continue;
         const seq = view.seqOf(message.uid);
@@ -138,6 +140,7 @@ export const fetchCommands: CommandSpec[] = [
           const result = await session.services.store.updateFlags(view.mailbox.id, [message.uid], 'add', ['\\Seen']);
           for (const summary of result.changed) view.applyOwnFlags(summary);
           flagsChanged = result.changed.length > 0;
+          message = view.byUidGet(message.uid) ?? message;
         }
         const parts: Wire[] = [];
         const add = (name: string, value: Wire) => {

@@ -44,7 +44,8 @@ async function select(session: Session, args: ImapToken[], readOnly: boolean) {
     }
   }
 
-  const view = await SelectedMailbox.open(store, mailbox, readOnly);
+  const views = session.services.views;
+  const view = await SelectedMailbox.open(store, mailbox, readOnly, views ? await views.snapshot(store, mailbox) : undefined);
   const keywords = new Set<string>();
   for (const message of view.messages) for (const flag of message.flags) if (!flag.startsWith('\\')) keywords.add(flag);
   const flags = [...SYSTEM_FLAGS, ...keywords];

@@ -109,7 +109,7 @@ function parseStore(args: ImapToken[]): StoreRequest {
   return { set, unchangedSince, op, silent: action[2] !== undefined, flags };
 }
 
-function fetchLine(seq: number, message: { uid: number; flags: string[]; modSeq: number }, opts: { uid: boolean; condstore: boolean; flags: boolean }): string {
+function fetchLine(seq: number, message: { uid: number; flags: readonly string[]; modSeq: number }, opts: { uid: boolean; condstore: boolean; flags: boolean }): string {
   const items: string[] = [];
   if (opts.uid) items.push(`UID ${message.uid}`);
   if (opts.flags) items.push(`FLAGS ${flagList(message.flags)}`);
@@ -141,8 +141,12 @@ export const storeCommands: CommandSpec[] = [
       // Catch up first (no expunges: sequence numbers stay put), so that flags reported for
       // messages this STORE leaves unchanged are current.
       await session.flushUpdates(false);
-      // Messages another session expunged (not yet announced) are skipped.
-      targets = targets.filter((m) => !m.expunged);
+      // Current objects after the catch-up (views replace them); messages another session
+      // expunged (not yet announced) are skipped.
+      targets = targets.flatMap((m) => {
+        const current = view.byUidGet(m.uid);
+        return current && !current.expunged ? [current] : [];
+      });
       if (targets.length === 0) return ok('STORE completed');
 
       const result = await session.services.store.updateFlags(
@@ -166,7 +170,7 @@ export const storeCommands: CommandSpec[] = [
           if (summary && condstore) session.send(fetchLine(seq, summary, { uid, condstore, flags: false }));
           continue;
         }
-        session.send(fetchLine(seq, summary ?? message, { uid, condstore, flags: true }));
+        session.send(fetchLine(seq, summary ?? view.byUidGet(message.uid) ?? message, { uid, condstore, flags: true }));
       }
 
       if (conflicts.size > 0) {
