@@ -6,7 +6,7 @@
 // Measures the wall time of the download phase and checks that every RETR delivered exactly the
 // octets LIST announced (after dot-unstuffing, without the terminator) and that nothing was lost.
 //
-//   npm run bench:pop3 -- [--clients C] [--messages M] [--size BYTES]
+//   npm run bench:pop3 -- [--clients C] [--messages M] [--size BYTES] [--cpu-prof DIR]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -28,11 +28,12 @@ interface Options {
   clients: number;
   messages: number;
   size: number;
+  cpuProf: string | null;
 }
 
 function usage(message: string): never {
   console.error(`pop3-bench: ${message}`);
-  console.error('usage: node dist/bench/pop3-bench.js [--clients C] [--messages M] [--size BYTES]');
+  console.error('usage: node dist/bench/pop3-bench.js [--clients C] [--messages M] [--size BYTES] [--cpu-prof DIR]');
   process.exit(2);
 }
 
@@ -45,6 +46,7 @@ function parseOptions(argv: string[]): Options {
         clients: { type: 'string', default: '50' },
         messages: { type: 'string', default: '1000' },
         size: { type: 'string', default: '4096' },
+        'cpu-prof': { type: 'string' },
       },
       strict: true,
     }));
@@ -57,7 +59,12 @@ function parseOptions(argv: string[]): Options {
   };
   const size = positive('size', values.size);
   if (size < 400) usage(`--size must be at least 400 bytes (room for the header), got ${size}`);
-  return { clients: positive('clients', values.clients), messages: positive('messages', values.messages), size };
+  return {
+    clients: positive('clients', values.clients),
+    messages: positive('messages', values.messages),
+    size,
+    cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : null,
+  };
 }
 
 /** Runs the real CLI; rejects with its stderr when it does not exit 0. */
@@ -159,8 +166,14 @@ interface Server {
   stderr: () => string;
 }
 
-function startServer(dataDir: string): Promise<Server> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--pop3', '127.0.0.1:0', '--smtp', '127.0.0.1:0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServer(dataDir: string, cpuProf: string | null): Promise<Server> {
+  // --cpu-prof is refused in NODE_OPTIONS, so it goes on the command line.
+  const nodeArgs: string[] = [];
+  if (cpuProf) {
+    fs.mkdirSync(cpuProf, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${cpuProf}`);
+  }
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--pop3', '127.0.0.1:0', '--smtp', '127.0.0.1:0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   let out = '';
   let err = '';
@@ -371,7 +384,7 @@ async function main(): Promise<void> {
         `(${(loaded.count / loadSeconds).toFixed(0)} messages/s)`,
     );
 
-    server = await startServer(dataDir);
+    server = await startServer(dataDir, options.cpuProf);
     const { host, port } = server;
 
     const serverCpuBefore = processCpuSeconds(server.proc.pid);

@@ -100,15 +100,15 @@ export class Maildrop {
   async read(entry: MaildropEntry): Promise<{ message: Buffer; announced: number | null } | null> {
     let stored: Buffer;
     try {
-      stored = await this.store.readMessageById(entry.id);
+      // Row ids may be reused once a message is gone; (mailbox, uid) never is: the row read
+      // must still be this message's.
+      stored = await this.store.readMessageById(entry.id, { mailboxId: this.mailbox.id, uid: entry.uid });
     } catch (err) {
       if (err instanceof StoreError && err.code === 'not-found') return null;
+      // Expunged and its file collected between the row and the file read.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
-    // Row ids may be reused once a message is gone; (mailbox, uid) never is. The row still
-    // holding this UID with this id after the read proves the bytes are this message's.
-    const still = await this.store.getMessageSummary(this.mailbox.id, entry.uid);
-    if (!still || still.id !== entry.id) return null;
     const message = pop3Message(stored);
     const announced = entry.size;
     entry.size = message.length;

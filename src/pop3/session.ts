@@ -44,6 +44,11 @@ class Reply {
   constructor(readonly line: string) {}
 }
 
+/** Retrievals (for pop3.keep_after_retrieval) are written in batches of at most this many ids, */
+const RETRIEVAL_BATCH = 256;
+/** and at most this long after the RETR. */
+const RETRIEVAL_DELAY_MS = 200;
+
 /** The connection closed while a command waited for the client. */
 class Closed extends Error {}
 
@@ -69,6 +74,9 @@ export class Pop3Session {
   private updating: Promise<void> | null = null;
 
   private readonly retrieved = new Set<number>();
+  private readonly pendingRetrievals: Array<{ id: number; at: number }> = [];
+  private retrievalTimer: NodeJS.Timeout | null = null;
+  private retrievalWrites: Promise<void> = Promise.resolve();
   private deletedCount = 0;
   private commands = 0;
   private readonly startedAt = Date.now();
@@ -555,11 +563,29 @@ export class Pop3Session {
   private recordRetrieval(entry: MaildropEntry): void {
     if (this.retrieved.has(entry.id)) return;
     this.retrieved.add(entry.id);
-    // Not awaited: the message is already on its way; the store's writer finishes this even if
-    // the connection goes, and the server's stop waits for it.
-    this.services.store.markRetrieved([entry.id], new Date()).catch((err: unknown) => {
-      this.services.log.error({ session: this.id, protocol: 'pop3', messageId: entry.id, err: (err as Error)?.message ?? String(err) }, 'pop3 could not record a retrieval');
+    // Recorded in batches (a client downloading a maildrop RETRs hundreds of messages a second):
+    // at most RETRIEVAL_BATCH ids or RETRIEVAL_DELAY_MS old, and at QUIT or when the connection
+    // goes. The retrieval time is that of the RETR.
+    this.pendingRetrievals.push({ id: entry.id, at: Date.now() });
+    if (this.pendingRetrievals.length >= RETRIEVAL_BATCH) this.flushRetrievals();
+    else if (!this.retrievalTimer) {
+      this.retrievalTimer = setTimeout(() => this.flushRetrievals(), RETRIEVAL_DELAY_MS);
+      this.retrievalTimer.unref();
+    }
+  }
+
+  /** Writes the pending retrievals; the returned promise settles when they are committed. */
+  private flushRetrievals(): Promise<void> {
+    if (this.retrievalTimer) clearTimeout(this.retrievalTimer);
+    this.retrievalTimer = null;
+    const batch = this.pendingRetrievals.splice(0);
+    if (batch.length === 0) return this.retrievalWrites;
+    // The store's writer finishes this even if the connection goes; the server's stop waits for it.
+    const write = this.services.store.markRetrieved(batch.map((r) => r.id), new Date(batch[0]!.at)).catch((err: unknown) => {
+      this.services.log.error({ session: this.id, protocol: 'pop3', messages: batch.length, err: (err as Error)?.message ?? String(err) }, 'pop3 could not record retrievals');
     });
+    this.retrievalWrites = this.retrievalWrites.then(() => write);
+    return this.retrievalWrites;
   }
 
   private dele(args: string[]): void {
@@ -592,6 +618,7 @@ export class Pop3Session {
     this.socket.end();
     const socket = this.socket;
     setTimeout(() => socket.destroy(), 1000).unref();
+    const recorded = this.flushRetrievals();
     const finish = () => {
       if (this.lockedAccount !== null) this.services.locks.release(this.lockedAccount);
       this.lockedAccount = null;
@@ -611,9 +638,11 @@ export class Pop3Session {
         'pop3 connection closed',
       );
       this.onClosed(this);
-      this.finishedResolve();
+      void recorded.finally(() => this.finishedResolve());
     };
     // A QUIT whose UPDATE is still running keeps the maildrop locked until it has finished.
+    // The session is over for shutdown once its retrievals are recorded too (not waited for
+    // by the lock: a client reconnecting at once must find its maildrop free).
     if (this.updating) void this.updating.finally(finish);
     else finish();
   }

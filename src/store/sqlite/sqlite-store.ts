@@ -525,13 +525,15 @@ export class SqliteStore implements Store {
   }
 
   async readMessageById(messageId: number, expected?: { mailboxId: number; uid: number }): Promise<Buffer> {
-    const row = stmt(this.db, 'SELECT header_prefix AS prefix, blob_id AS blobId, mailbox_id AS mailboxId, uid FROM messages WHERE id = ?').get(messageId) as
-      | { prefix: Buffer; blobId: string; mailboxId: number; uid: number }
-      | undefined;
+    // One read for the row and a body kept in the database (most messages).
+    const row = stmt(
+      this.db,
+      'SELECT m.header_prefix AS prefix, m.blob_id AS blobId, m.mailbox_id AS mailboxId, m.uid AS uid, b.data AS data, b.parts AS parts FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id WHERE m.id = ?',
+    ).get(messageId) as { prefix: Buffer; blobId: string; mailboxId: number; uid: number; data: Buffer | null; parts: string | null } | undefined;
     if (!row || (expected && (row.mailboxId !== expected.mailboxId || row.uid !== expected.uid))) {
       throw new StoreError('not-found', `message ${messageId} does not exist`);
     }
-    const body = await this.readBlob(row.blobId);
+    const body = row.data && !row.parts ? row.data : await this.readBlob(row.blobId);
     return row.prefix.length > 0 ? Buffer.concat([row.prefix, body]) : body;
   }
 
