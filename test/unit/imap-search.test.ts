@@ -8,6 +8,7 @@ import { parseCommand } from '../../src/imap/protocol/parser.js';
 import { ImapSyntaxError } from '../../src/imap/protocol/types.js';
 import {
   BadCharsetError,
+  needsBody,
   needsContent,
   parseSearchCommand,
   parseSearchKeys,
@@ -19,7 +20,7 @@ import {
 import { evaluate, type SearchEnv, type SearchMessage } from '../../src/imap/search/evaluate.js';
 import { baseSubject, extractBaseSubject, firstMailbox, parseSentDate } from '../../src/imap/search/sortkeys.js';
 import { formatThreads, threadOrderedSubject, threadReferences, type ThreadMessage } from '../../src/imap/search/thread.js';
-import { buildMessageText, TextCache, type MessageText } from '../../src/imap/search/content.js';
+import { buildMessageText, headerSection, TextCache, type MessageText } from '../../src/imap/search/content.js';
 import { searchFold } from '../../src/mime/search-text.js';
 
 /** The argument tokens of "t SEARCH <text>" as the real parser produces them. */
@@ -377,5 +378,26 @@ describe('text cache', () => {
     await cache.load('x', read);
     assert.equal(reads, 1);
     assert.equal(cache.hits, 1);
+  });
+});
+
+describe('header-only search texts', () => {
+  it('header keys and SENT* read no body; BODY and TEXT do', () => {
+    assert.equal(needsBody(keys('HEADER Subject "invoice"')), false);
+    assert.equal(needsBody(keys('FROM "kenji" SENTSINCE 1-Jan-2026')), false);
+    assert.equal(needsBody(keys('OR SUBJECT "a" BODY "b"')), true);
+    assert.equal(needsBody(keys('NOT TEXT "x"')), true);
+  });
+
+  it('the header section ends with the empty line; a header-only text has the same headers', () => {
+    const raw = Buffer.from('Subject: =?UTF-8?B?6KuL5rGC5pu4?= invoice\r\nFrom: Kenji <k@example.test>\r\n\r\nbody text\r\n');
+    assert.equal(headerSection(raw).toString(), 'Subject: =?UTF-8?B?6KuL5rGC5pu4?= invoice\r\nFrom: Kenji <k@example.test>\r\n\r\n');
+    assert.equal(headerSection(Buffer.from('Subject: x\n\nbody\n')).toString(), 'Subject: x\n\n');
+    assert.equal(headerSection(Buffer.from('Subject: no body')).toString(), 'Subject: no body');
+    const whole = buildMessageText(raw);
+    const headers = buildMessageText(headerSection(raw));
+    assert.deepEqual([...headers.headers], [...whole.headers]);
+    assert.deepEqual(headers.sort, whole.sort);
+    assert.equal(headers.body, '');
   });
 });

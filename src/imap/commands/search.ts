@@ -8,10 +8,11 @@ import { ok, no, bad, type CommandSpec, type Session } from '../context.js';
 import { ImapSyntaxError, type ImapToken } from '../protocol/types.js';
 import type { ViewMessage } from '../selected.js';
 import { compressUids } from '../sequence.js';
-import { textCache, type MessageText } from '../search/content.js';
+import { headerCache, headerSection, textCache, type MessageText } from '../search/content.js';
 import { evaluate, type SearchEnv, type SearchMessage } from '../search/evaluate.js';
 import {
   BadCharsetError,
+  needsBody,
   needsContent,
   parseSearchCommand,
   parseSortCommand,
@@ -60,12 +61,20 @@ function searchEnv(session: Session): SearchEnv {
 }
 
 /** The decoded text of a message (cached per blob); null when it cannot be read. */
-async function messageText(session: Session, message: ViewMessage): Promise<MessageText | null> {
+async function messageText(session: Session, message: ViewMessage, headersOnly = false): Promise<MessageText | null> {
   try {
     // Keyed by message copy, not blob: the per-recipient header prefix (Delivered-To) must never
     // be searchable by another recipient of the same content (a Bcc would show). UIDVALIDITY is
     // store-wide unique, so (UIDVALIDITY, UID) is never reused; row ids can be.
-    return await textCache.load(`${session.selected!.mailbox.uidValidity}:${message.uid}`, () => session.services.store.readMessageById(message.id, { mailboxId: session.selected!.mailbox.id, uid: message.uid }));
+    const key = `${session.selected!.mailbox.uidValidity}:${message.uid}`;
+    const read = () => session.services.store.readMessageById(message.id, { mailboxId: session.selected!.mailbox.id, uid: message.uid });
+    if (headersOnly) {
+      // A whole text already cached serves too.
+      const whole = textCache.get(key);
+      if (whole) return whole;
+      return await headerCache.load(key, async () => headerSection(await read()));
+    }
+    return await textCache.load(key, read);
   } catch (err) {
     session.services.log.warn({ session: session.id, messageId: message.id, err: (err as Error)?.message ?? String(err) }, 'search: message unreadable');
     return null;
@@ -108,7 +117,8 @@ async function runSearch(session: Session, key: SearchKey, uid: boolean): Promis
     else if (result === null && content) undecided.push(candidate);
   });
   if (undecided.length > 0) {
-    const texts = await mapConcurrent(undecided, READ_CONCURRENCY, (m) => messageText(session, m.message));
+    const headersOnly = !needsBody(key);
+    const texts = await mapConcurrent(undecided, READ_CONCURRENCY, (m) => messageText(session, m.message, headersOnly));
     undecided.forEach((candidate, i) => {
       const text = texts[i];
       if (text && evaluate(key, searchMessage(candidate), text, env) === true) matches.push(candidate);
@@ -232,7 +242,8 @@ function sortValue(criterion: SortCriterion, match: Match, text: MessageText | n
 }
 
 async function textsFor(session: Session, matches: Match[]): Promise<Array<MessageText | null>> {
-  return mapConcurrent(matches, READ_CONCURRENCY, (m) => messageText(session, m.message));
+  // SORT and THREAD read header fields only.
+  return mapConcurrent(matches, READ_CONCURRENCY, (m) => messageText(session, m.message, true));
 }
 
 async function sort(session: Session, args: ImapToken[], uid: boolean) {

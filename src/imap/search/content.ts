@@ -148,3 +148,19 @@ export class TextCache {
 
 /** The process-wide cache (blob ids are content hashes, so entries never go stale). */
 export const textCache = new TextCache();
+
+/**
+ * Header-only texts (the body left empty), for SEARCH keys that need no body and for SORT and
+ * THREAD: far smaller than whole texts, so the cache holds a large mailbox's worth and a
+ * repeated header search over 100,000 messages reads nothing.
+ */
+export const headerCache = new TextCache({ maxEntries: 200_000, maxChars: 96 * 1024 * 1024 });
+
+/** The header section of a message: up to and including the empty line that ends it (RFC 5322 §2.1). */
+export function headerSection(raw: Buffer): Buffer {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  if (crlf < 0 && lf < 0) return raw;
+  const end = crlf >= 0 && (lf < 0 || crlf + 1 <= lf) ? crlf + 4 : lf + 2;
+  return raw.subarray(0, end);
+}

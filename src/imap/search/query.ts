@@ -228,6 +228,23 @@ export function needsContent(key: SearchKey): boolean {
   }
 }
 
+/** Whether the program reads message bodies (BODY, TEXT); header keys and SENT* do not. */
+export function needsBody(key: SearchKey): boolean {
+  switch (key.kind) {
+    case 'body':
+    case 'text':
+      return true;
+    case 'not':
+      return needsBody(key.key);
+    case 'or':
+      return needsBody(key.a) || needsBody(key.b);
+    case 'and':
+      return key.keys.some(needsBody);
+    default:
+      return false;
+  }
+}
+
 /** Whether the program uses MODSEQ (RFC 7162 §3.1.5: the response then reports the highest MODSEQ). */
 export function usesModSeq(key: SearchKey): boolean {
   switch (key.kind) {
