@@ -8,6 +8,7 @@
 //                         [--cpu-prof DIR]   (writes V8 CPU profiles of the server into DIR)
 //   BENCH_SENDER_AUTH=off turns off the MX's SPF/DKIM/DMARC checks (smtp.check_sender_auth), to
 //   measure what they cost; they use the system's DNS resolver through Yubin's cache (dns.cache).
+//   BENCH_INLINE_MAX=SIZE and BENCH_DEDUP_MIN=SIZE set storage.inline_max and storage.dedup_min.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -223,7 +224,10 @@ async function main(): Promise<void> {
   let exitCode = 0;
   try {
     const toml = ['[log]', 'level = "warn"'];
-    if (!options.fsync) toml.push('', '[storage]', 'fsync = false');
+    toml.push('', '[storage]');
+    if (!options.fsync) toml.push('fsync = false');
+    if (process.env.BENCH_INLINE_MAX) toml.push(`inline_max = "${process.env.BENCH_INLINE_MAX}"`);
+    if (process.env.BENCH_DEDUP_MIN) toml.push(`dedup_min = "${process.env.BENCH_DEDUP_MIN}"`);
     toml.push('', '[smtp]', `check_sender_auth = ${process.env.BENCH_SENDER_AUTH !== 'off'}`);
     if (options.connections > 20) {
       toml.push(`max_connections_per_ip = ${options.connections}`);
