@@ -128,6 +128,8 @@ export const fetchCommands: CommandSpec[] = [
         if (inSet.length > 0) session.send(`* VANISHED (EARLIER) ${compressUids(inSet)}\r\n`);
       }
       const setsSeen = !view.readOnly && items.some((i) => (i.kind === 'SECTION' || i.kind === 'BINARY') && !i.peek || i.kind === 'RFC822' || i.kind === 'RFC822.TEXT');
+      const wants = new Set(items.map((i) => i.kind));
+      const needsBody = items.some((i) => !['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ'].includes(i.kind));
       for (const resolved of messages) {
         // The view replaces a message's object when it changes: use the current one.
         let message = view.byUidGet(resolved.uid) ?? resolved;
@@ -147,13 +149,11 @@ export const fetchCommands: CommandSpec[] = [
           if (parts.length > 0) parts.push(' ');
           parts.push(name, ' ', value);
         };
-        const wants = new Set(items.map((i) => i.kind));
         if (uid || wants.has('UID')) add('UID', String(message.uid));
         if (wants.has('FLAGS') || flagsChanged) add('FLAGS', flagList(message.flags));
         if (wants.has('INTERNALDATE')) add('INTERNALDATE', `"${formatInternalDate(message.internalDate)}"`);
         if (wants.has('RFC822.SIZE')) add('RFC822.SIZE', String(message.size));
         if (wants.has('MODSEQ') || (condstore && changedSince !== null) || (condstore && flagsChanged)) add('MODSEQ', `(${message.modSeq})`);
-        const needsBody = items.some((i) => !['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ'].includes(i.kind));
         if (needsBody) {
           let loaded;
           try {
