@@ -81,6 +81,7 @@ interface Options {
   senderAuth: boolean;
   out: string;
   keep: boolean;
+  sides: Side[];
 }
 
 function usage(message: string): never {
@@ -101,6 +102,7 @@ function parseOptions(argv: string[]): Options {
         'sender-auth': { type: 'string', default: 'on' },
         out: { type: 'string', default: path.join(REPO, 'bench', 'results') },
         keep: { type: 'boolean', default: false },
+        sides: { type: 'string', default: 'yubin,peer' },
       },
       strict: true,
     }));
@@ -111,7 +113,10 @@ function parseOptions(argv: string[]): Options {
   const only = values.only.split(',').map((s) => s.trim()).filter(Boolean);
   for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) usage(`unknown workload "${w}" (known: ${WORKLOADS.join(', ')})`);
   if (values['sender-auth'] !== 'on' && values['sender-auth'] !== 'off') usage('--sender-auth must be on or off');
+  const sides = values.sides.split(',').map((s) => s.trim());
+  for (const s of sides) if (s !== 'yubin' && s !== 'peer') usage(`--sides takes yubin and/or peer, got "${s}"`);
   return {
+    sides: sides as Side[],
     rounds: Number(values.rounds),
     only: only as WorkloadName[],
     quick: values.quick,
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
 
     const setupStarted = process.hrtime.bigint();
     const template = path.join(base, 'yubin-template');
-    await makeTemplate(template, [...users, bigUser], settings);
+    if (options.sides.includes('yubin')) await makeTemplate(template, [...users, bigUser], settings);
     await peer.configure();
     peerStarted = true;
     await peer.start();
@@ -449,10 +454,13 @@ async function main(): Promise<void> {
         setup: async () => {
           for (const m of mailbox()) if (m.subjectWord) subjectMatches++;
           let t = process.hrtime.bigint();
-          freshDataDir(template, largeDir);
-          await loadYubin(largeDir, toItems(bigUser, mailbox()));
+          if (options.sides.includes('yubin')) {
+            freshDataDir(template, largeDir);
+            await loadYubin(largeDir, toItems(bigUser, mailbox()));
+          }
           const yubinLoad = hrMs(t) / 1000;
           t = process.hrtime.bigint();
+          if (!options.sides.includes('peer')) return;
           await peer.resetMail();
           peer.writeMaildir(
             bigUser,
@@ -490,8 +498,49 @@ async function main(): Promise<void> {
       });
     }
 
-    // Runs
+    // Runs: the longest (memory: thousands of logins on each side) last.
+    const order = ['smtp', 'smtp-large', 'imap', 'pop3', 'large', 'memory'];
+    workloads.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
     const allFigures: Figure[] = [];
+    /** The results so far (written after every workload, so that an interrupted run leaves them). */
+    const buildResults = (partial: boolean): Results => {
+      const lines: string[] = [...detailLines];
+      addDetailLines(details, lines);
+      const runNotes = [...notes];
+      const warnings = peer.dovecotWarnings();
+      if (warnings.length) runNotes.push(`Dovecot logged ${warnings.length} warning/error line(s); first: ${warnings.slice(0, 3).join(' / ')}`);
+      details['dovecot-log-warnings'] = warnings.slice(0, 50);
+      if (partial) runNotes.unshift('PARTIAL: written while the run was still going (or after it was interrupted).');
+      const cpus = os.cpus();
+      return {
+        date: startedAt.toISOString().slice(0, 10),
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        durationSeconds: hrMs(runStarted) / 1000,
+        command: `npm run bench:peers${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+        machine: {
+          cores: cpus.length,
+          cpu: cpus[0]?.model.trim() ?? 'unknown',
+          memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+          os: `${os.platform()} ${os.release()}`,
+          loadAverage: os.loadavg(),
+        },
+        versions: { node: process.version, yubin: yubinVersion(), yubinCommit: commit, postfix: versions.postfix, dovecot: versions.dovecot },
+        settings: {
+          rounds: options.rounds,
+          quick: options.quick,
+          sides: options.sides,
+          sizes,
+          yubin: `yubin serve on 127.0.0.1 (ports picked by the system), embedded store, storage.fsync on (default), smtp.check_sender_auth ${options.senderAuth ? 'on (default)' : 'off'}, log level info (default); connection limits raised`,
+          peer: `Postfix smtpd ${peer.host}:${peer.smtpPort} → LMTP ${peer.host}:2424 → Dovecot maildir; Dovecot IMAP ${peer.host}:${peer.imapPort}, POP3 ${peer.host}:${peer.pop3Port}; package defaults for durability (Postfix fsyncs queue files, Dovecot mail_fsync = optimized)`,
+          passwords: 'Yubin: scrypt (its only scheme); Dovecot: SHA512-CRYPT via doveadm pw',
+        },
+        figures: allFigures.map(summarize),
+        details,
+        detailLines: lines,
+        notes: runNotes,
+      };
+    };
     for (const w of workloads) {
       allFigures.push(...w.figures);
       const wDetails: Record<Side, unknown[]> = { yubin: [], peer: [] };
@@ -500,7 +549,7 @@ async function main(): Promise<void> {
       try {
         if (w.setup) await w.setup();
         for (let round = 1; round <= options.rounds; round++) {
-          for (const side of ['yubin', 'peer'] as const) {
+          for (const side of options.sides) {
             const t = process.hrtime.bigint();
             try {
               const r = await (side === 'yubin' ? w.yubin(round) : w.peer(round));
@@ -529,44 +578,11 @@ async function main(): Promise<void> {
       } finally {
         await w.teardown?.().catch(() => undefined);
       }
+      writeResults(options.out, buildResults(true));
     }
 
-    addDetailLines(details, detailLines);
-    const warnings = peer.dovecotWarnings();
-    if (warnings.length) {
-      notes.push(`Dovecot logged ${warnings.length} warning/error line(s); first: ${warnings.slice(0, 3).join(' / ')}`);
-    }
-    details['dovecot-log-warnings'] = warnings.slice(0, 50);
-
-    const cpus = os.cpus();
-    const finishedAt = new Date();
-    const results: Results = {
-      date: startedAt.toISOString().slice(0, 10),
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationSeconds: hrMs(runStarted) / 1000,
-      command: `npm run bench:peers${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-      machine: {
-        cores: cpus.length,
-        cpu: cpus[0]?.model.trim() ?? 'unknown',
-        memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
-        os: `${os.platform()} ${os.release()}`,
-        loadAverage: os.loadavg(),
-      },
-      versions: { node: process.version, yubin: yubinVersion(), yubinCommit: commit, postfix: versions.postfix, dovecot: versions.dovecot },
-      settings: {
-        rounds: options.rounds,
-        quick: options.quick,
-        sizes,
-        yubin: `yubin serve on ${'127.0.0.1'} (ports picked by the system), embedded store, storage.fsync on (default), smtp.check_sender_auth ${options.senderAuth ? 'on (default)' : 'off'}, log level info (default); connection limits raised`,
-        peer: `Postfix smtpd ${peer.host}:${peer.smtpPort} → LMTP ${peer.host}:2424 → Dovecot maildir; Dovecot IMAP ${peer.host}:${peer.imapPort}, POP3 ${peer.host}:${peer.pop3Port}; package defaults for durability (Postfix fsyncs queue files, Dovecot mail_fsync = optimized)`,
-        passwords: 'Yubin: scrypt (its only scheme); Dovecot: SHA512-CRYPT via doveadm pw',
-      },
-      figures: allFigures.map(summarize),
-      details,
-      detailLines,
-      notes,
-    };
+    const results = buildResults(false);
+    const notesOut = results.notes;
     const files = writeResults(options.out, results);
     console.log('');
     console.log(markdownTable(results));
@@ -574,7 +590,7 @@ async function main(): Promise<void> {
     for (const f of results.figures) {
       for (const side of ['yubin', 'peer'] as const) if (f.errors[side].length) console.log(`errors (${f.id}, ${side}): ${f.errors[side].slice(0, 3).join(' / ')}`);
     }
-    for (const note of notes) console.log(`note: ${note}`);
+    for (const note of notesOut) console.log(`note: ${note}`);
     console.log(`\nwritten: ${files.json}, ${files.md}, ${files.svg} (and peers-latest.*) in ${(results.durationSeconds / 60).toFixed(1)} min`);
     void advantageText;
   } finally {
@@ -619,13 +635,13 @@ function addDetailLines(details: Record<string, unknown>, lines: string[]): void
   if (mem) {
     for (const s of ['yubin', 'peer'] as const) {
       const last = mem[s].filter((d) => d['after']).at(-1) as
-        | { before: MemoryReading; after: MemoryReading; opened: number; stillOpen: number; openSeconds: number; dovecotProcesses?: Record<string, number> }
+        | { before: MemoryReading; after: MemoryReading; opened: number; stillOpen: number; openSeconds: number; rssMarginalKiB: number; dovecotProcesses?: Record<string, number> }
         | undefined;
       if (!last) continue;
       lines.push(
         `Memory, ${label(s)} (last round): ${last.opened} connections opened in ${last.openSeconds.toFixed(1)} s (${last.stillOpen} still open at the reading); ` +
           `RSS ${(last.before.rssKiB / 1024).toFixed(0)} → ${(last.after.rssKiB / 1024).toFixed(0)} MiB, PSS ${(last.before.pssKiB / 1024).toFixed(0)} → ${(last.after.pssKiB / 1024).toFixed(0)} MiB ` +
-          `over ${last.before.processes} → ${last.after.processes} process(es)` +
+          `over ${last.before.processes} → ${last.after.processes} process(es); second half's RSS per connection ${fmt(last.rssMarginalKiB)} KiB` +
           (last.dovecotProcesses ? ` (${Object.entries(last.dovecotProcesses).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
       );
     }

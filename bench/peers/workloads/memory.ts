@@ -31,12 +31,18 @@ export interface MemoryResult {
   stillOpen: number;
   openSeconds: number;
   before: MemoryReading;
+  /** After half of the connections were open. */
+  half: MemoryReading;
   after: MemoryReading;
+  /** (after − half) RSS / the second half's connections, KiB: the marginal cost, free of warm-up effects. */
+  rssMarginalKiB: number;
   /** (after − before) RSS / opened, KiB: the figure. */
   rssPerConnectionKiB: number;
   pssPerConnectionKiB: number;
   errors: string[];
 }
+
+const CONCURRENCY = 32;
 
 const sourceAddress = (i: number, users: number) => `127.0.0.${101 + (Math.floor(i / users) % 10)}`;
 
@@ -55,9 +61,10 @@ async function openIdle(p: MemoryParams, i: number): Promise<ImapClient> {
 
 export async function idleMemory(p: MemoryParams): Promise<MemoryResult> {
   const errors = new Map<string, number>();
-  // Warm-up: every user once, then gone.
+  // Warm-up: every user once (at least 4 × the concurrency of the real run, so that the server's
+  // allocators have seen that many logins at once), then gone.
   const warm: ImapClient[] = [];
-  await forEachLimited(p.users.length, 16, async (i) => {
+  await forEachLimited(Math.max(p.users.length, 128), CONCURRENCY, async (i) => {
     try {
       warm.push(await openIdle(p, i));
     } catch (err) {
@@ -75,16 +82,23 @@ export async function idleMemory(p: MemoryParams): Promise<MemoryResult> {
 
   const clients: ImapClient[] = [];
   const started = process.hrtime.bigint();
-  await forEachLimited(p.connections, 32, async (i) => {
-    try {
-      clients.push(await openIdle(p, i));
-    } catch (err) {
-      const text = (err as Error).message;
-      errors.set(text, (errors.get(text) ?? 0) + 1);
-    }
-  });
-  const openSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const halfCount = Math.floor(p.connections / 2);
+  const open = (from: number, to: number) =>
+    forEachLimited(to - from, CONCURRENCY, async (k) => {
+      try {
+        clients.push(await openIdle(p, from + k));
+      } catch (err) {
+        const text = (err as Error).message;
+        errors.set(text, (errors.get(text) ?? 0) + 1);
+      }
+    });
+  await open(0, halfCount);
+  const openedHalf = clients.length;
   await sleep(3000);
+  const half = p.measure();
+  await open(halfCount, p.connections);
+  const openSeconds = Number(process.hrtime.bigint() - started) / 1e9 - 3;
+  await sleep(5000);
   const after = p.measure();
   const stillOpen = clients.filter((c) => !c.closed).length;
   for (const c of clients) c.destroy();
@@ -98,7 +112,9 @@ export async function idleMemory(p: MemoryParams): Promise<MemoryResult> {
     stillOpen,
     openSeconds,
     before,
+    half,
     after,
+    rssMarginalKiB: opened > openedHalf ? (after.rssKiB - half.rssKiB) / (opened - openedHalf) : NaN,
     rssPerConnectionKiB: opened > 0 ? (after.rssKiB - before.rssKiB) / opened : NaN,
     pssPerConnectionKiB: opened > 0 ? (after.pssKiB - before.pssKiB) / opened : NaN,
     errors: list,
