@@ -1,0 +1,77 @@
+// POP3 download (after bench/pop3-bench.ts): C concurrent clients, client i on user i's
+// maildrop: USER/PASS, STAT, LIST, RETR of every message one at a time, QUIT without DELE.
+// Counted by messages retrieved whose octets match what LIST announced.
+
+import { Pop3Client } from './clients.js';
+import { PASSWORD } from '../messages.js';
+
+export interface Pop3Params {
+  host: string;
+  port: number;
+  users: string[];
+  clients: number;
+  /** Messages expected in each maildrop. */
+  messages: number;
+}
+
+export interface Pop3Result {
+  clients: number;
+  retrieved: number;
+  octets: number;
+  seconds: number;
+  rate: number;
+  mibPerSecond: number;
+  errors: string[];
+}
+
+async function download(host: string, port: number, address: string, expected: number, errors: string[]): Promise<{ retrieved: number; octets: number }> {
+  const client = await Pop3Client.connect(host, port);
+  try {
+    await client.reply();
+    await client.command(`USER ${address}`);
+    await client.command(`PASS ${PASSWORD}`);
+    const stat = /^\+OK (\d+) (\d+)/.exec(await client.command('STAT'));
+    if (!stat) throw new Error(`${address}: bad STAT reply`);
+    const count = Number(stat[1]);
+    if (count !== expected) errors.push(`${address}: STAT says ${count} messages, expected ${expected}`);
+    const list = await client.multi('LIST', true);
+    const sizes = new Map<number, number>();
+    for (const line of list.lines) {
+      const m = /^(\d+) (\d+)$/.exec(line);
+      if (!m) throw new Error(`${address}: bad LIST line "${line}"`);
+      sizes.set(Number(m[1]), Number(m[2]));
+    }
+    let octets = 0;
+    let retrieved = 0;
+    for (let n = 1; n <= count; n++) {
+      const { octets: got } = await client.multi(`RETR ${n}`);
+      const want = sizes.get(n);
+      if (got !== want) {
+        if (errors.length < 20) errors.push(`${address}: RETR ${n} sent ${got} octets, LIST said ${want}`);
+      } else retrieved++;
+      octets += got;
+    }
+    await client.command('QUIT');
+    client.end();
+    return { retrieved, octets };
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+}
+
+export async function pop3Download(p: Pop3Params): Promise<Pop3Result> {
+  const errors: string[] = [];
+  const started = process.hrtime.bigint();
+  const settled = await Promise.allSettled(Array.from({ length: p.clients }, (_, i) => download(p.host, p.port, p.users[i]!, p.messages, errors)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  let retrieved = 0;
+  let octets = 0;
+  settled.forEach((r, i) => {
+    if (r.status === 'fulfilled') {
+      retrieved += r.value.retrieved;
+      octets += r.value.octets;
+    } else errors.push(`${p.users[i]}: ${(r.reason as Error).message}`);
+  });
+  return { clients: p.clients, retrieved, octets, seconds, rate: retrieved / seconds, mibPerSecond: octets / 1024 / 1024 / seconds, errors };
+}
