@@ -3,21 +3,7 @@
 
 /** Rewrites every bare LF and bare CR as CRLF; returns the same buffer when it is already clean. */
 export function normalizeLineEndings(input: Buffer): Buffer {
-  let clean = true;
-  for (let i = 0; i < input.length; i++) {
-    const byte = input[i];
-    if (byte === 0x0d) {
-      if (input[i + 1] !== 0x0a) {
-        clean = false;
-        break;
-      }
-      i++;
-    } else if (byte === 0x0a) {
-      clean = false;
-      break;
-    }
-  }
-  if (clean) return input;
+  if (isCrlfClean(input)) return input;
   const out = Buffer.allocUnsafe(input.length * 2);
   let o = 0;
   for (let i = 0; i < input.length; i++) {
@@ -40,4 +26,11 @@ export function normalizeLineEndings(input: Buffer): Buffer {
 export function ensureFinalCrlf(input: Buffer): Buffer {
   if (input.length === 0 || (input.length >= 2 && input[input.length - 2] === 0x0d && input[input.length - 1] === 0x0a)) return input;
   return Buffer.concat([input, Buffer.from('\r\n')]);
+}
+
+/** Whether every CR is followed by LF and every LF preceded by CR (native scans, no byte loop). */
+export function isCrlfClean(input: Buffer): boolean {
+  for (let i = input.indexOf(0x0a); i >= 0; i = input.indexOf(0x0a, i + 1)) if (i === 0 || input[i - 1] !== 0x0d) return false;
+  for (let i = input.indexOf(0x0d); i >= 0; i = input.indexOf(0x0d, i + 1)) if (input[i + 1] !== 0x0a) return false;
+  return true;
 }

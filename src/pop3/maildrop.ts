@@ -25,6 +25,9 @@ export interface MaildropEntry {
  * ends), by blob id: blobs are named by their content, so an entry never goes stale. Bounded.
  */
 const appendedSizes = new Map<string, number>();
+/** Read-ahead of a download (see Maildrop.readAhead). */
+const READ_AHEAD_MESSAGES = 32;
+const READ_AHEAD_BYTES = 1024 * 1024;
 const APPENDED_SIZES_MAX = 20_000;
 
 function rememberSize(blobId: string, size: number): void {
@@ -41,6 +44,11 @@ export class Maildrop {
     readonly mailbox: Mailbox,
     readonly entries: MaildropEntry[],
   ) {}
+
+  /** Messages read ahead of the client (see readAhead), by id. */
+  private readonly ahead = new Map<number, { uid: number; bytes: Buffer }>();
+  /** The mailbox's HIGHESTMODSEQ when `ahead` was read. */
+  private aheadModSeq: number | null = null;
 
   /** Snapshots the account's INBOX; null when the account has none. */
   static async open(store: Store, accountId: number): Promise<Maildrop | null> {
@@ -100,9 +108,12 @@ export class Maildrop {
   async read(entry: MaildropEntry): Promise<{ message: Buffer; announced: number | null } | null> {
     let stored: Buffer;
     try {
+      const found = (await this.readAheadOf(entry)) ?? (await this.readAhead(entry));
+      this.ahead.delete(entry.id);
       // Row ids may be reused once a message is gone; (mailbox, uid) never is: the row read
       // must still be this message's.
-      stored = await this.store.readMessageById(entry.id, { mailboxId: this.mailbox.id, uid: entry.uid });
+      if (!found || found.uid !== entry.uid) return null;
+      stored = found.bytes;
     } catch (err) {
       if (err instanceof StoreError && err.code === 'not-found') return null;
       // Expunged and its file collected between the row and the file read.
@@ -114,6 +125,38 @@ export class Maildrop {
     entry.size = message.length;
     if (entry.appended) rememberSize(entry.blobId, message.length);
     return { message, announced };
+  }
+
+  /** A message read ahead, if the mailbox has not changed since (else the read-ahead is dropped). */
+  private async readAheadOf(entry: MaildropEntry): Promise<{ uid: number; bytes: Buffer } | undefined> {
+    const found = this.ahead.get(entry.id);
+    if (!found) return undefined;
+    const now = (await this.store.getMailboxById(this.mailbox.id))?.highestModSeq ?? null;
+    if (now !== null && now === this.aheadModSeq) return found;
+    this.ahead.clear();
+    return undefined;
+  }
+
+  /**
+   * Reads `entry` and the messages after it that are not yet read (clients download in order),
+   * in one store read: at most READ_AHEAD_MESSAGES, and about READ_AHEAD_BYTES by stored size.
+   */
+  private async readAhead(entry: MaildropEntry): Promise<{ uid: number; bytes: Buffer } | undefined> {
+    const ids = [entry.id];
+    let bytes = entry.storedSize;
+    for (let i = entry.number; i < this.entries.length && ids.length < READ_AHEAD_MESSAGES; i++) {
+      const next = this.entries[i]!;
+      if (next.deleted || this.ahead.has(next.id)) continue;
+      if (bytes + next.storedSize > READ_AHEAD_BYTES) break;
+      bytes += next.storedSize;
+      ids.push(next.id);
+    }
+    this.ahead.clear();
+    // Read before the messages: any change after it (an expunge by an IMAP session) shows.
+    this.aheadModSeq = (await this.store.getMailboxById(this.mailbox.id))?.highestModSeq ?? null;
+    const read = await this.store.readMessagesInMailbox(this.mailbox.id, ids);
+    for (const [id, found] of read) if (id !== entry.id) this.ahead.set(id, found);
+    return read.get(entry.id);
   }
 
   /** The POP3 size of a message, measuring it if needed (a removed message keeps its stored size). */

@@ -530,7 +530,7 @@ export class Pop3Session {
     if (args.length !== 1) throw new Reply('-ERR RETR needs one message number\r\n');
     const entry = this.message(args[0]);
     const read = await this.readEntry(entry);
-    await this.write(`+OK ${read.length} octets\r\n`, dotStuff(read));
+    await this.write(dotStuff(read, `+OK ${read.length} octets\r\n`));
     this.recordRetrieval(entry);
   }
 
@@ -541,7 +541,7 @@ export class Pop3Session {
     if (lines === null) throw new Reply('-ERR Invalid number of lines\r\n');
     const read = await this.readEntry(entry);
     const { bytes, whole } = topOf(read, lines);
-    await this.write('+OK Top of message follows\r\n', dotStuff(bytes));
+    await this.write(dotStuff(bytes, '+OK Top of message follows\r\n'));
     if (whole) this.recordRetrieval(entry);
   }
 

@@ -17,13 +17,15 @@ export function pop3Message(stored: Buffer): Buffer {
  * Dot-stuffs CRLF text (a "." starting a line is doubled) and appends the terminating ".\r\n".
  * The input must end with CRLF or be empty (pop3Message guarantees it).
  */
-export function dotStuff(text: Buffer): Buffer {
+export function dotStuff(text: Buffer, prefix?: string): Buffer {
   let dots = 0;
   for (let i = text.indexOf(DOT); i >= 0; i = text.indexOf(DOT, i + 1)) {
     if (i === 0 || text[i - 1] === LF) dots++;
   }
-  const out = Buffer.allocUnsafe(text.length + dots + 3);
-  let o = 0;
+  // `prefix` (the +OK line) goes in the same buffer: one write per message.
+  const head = prefix === undefined ? 0 : Buffer.byteLength(prefix, 'latin1');
+  const out = Buffer.allocUnsafe(head + text.length + dots + 3);
+  let o = head > 0 ? out.write(prefix!, 0, 'latin1') : 0;
   let from = 0;
   if (dots > 0) {
     for (let i = text.indexOf(DOT); i >= 0; i = text.indexOf(DOT, i + 1)) {

@@ -424,6 +424,11 @@ export interface Store {
    * row is now another message.
    */
   readMessageById(messageId: number, expected?: { mailboxId: number; uid: number }): Promise<Buffer>;
+  /**
+   * Several messages of one mailbox in one read (a POP3 download reads ahead): id → UID and full
+   * octets, for the ids still in that mailbox; ids gone are left out.
+   */
+  readMessagesInMailbox(mailboxId: number, messageIds: number[]): Promise<Map<number, { uid: number; bytes: Buffer }>>;
   appendMessage(req: {
     accountId: number;
     mailboxId: number;
