@@ -107,6 +107,8 @@ function interleave(items: readonly Wire[], sep: string): Wire[] {
 
 /** Concatenates pieces into one Buffer (strings as UTF-8). */
 export function joinWire(parts: readonly Wire[]): Buffer {
+  // Most lines (FETCH FLAGS, UID, sizes) are all text: one string, one buffer.
+  if (parts.every((p) => typeof p === 'string')) return Buffer.from((parts as string[]).join(''), 'utf8');
   return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)));
 }
 
