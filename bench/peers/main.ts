@@ -166,6 +166,17 @@ function figure(id: string, label: string, unit: string, better: 'higher' | 'low
 const n = (v: number) => v.toLocaleString('en-US');
 
 async function main(): Promise<void> {
+  // --render FILE.json: writes the markdown and the chart again from a results file.
+  const renderAt = process.argv.indexOf('--render');
+  if (renderAt >= 0) {
+    const file = process.argv[renderAt + 1];
+    if (!file) usage('--render needs a results JSON file');
+    const results = JSON.parse(fs.readFileSync(file, 'utf8')) as Results;
+    const written = writeResults(path.dirname(path.resolve(file)), results);
+    console.log(markdownTable(results));
+    console.log(`\nwritten: ${written.md}, ${written.svg} (and peers-latest.*)`);
+    return;
+  }
   const options = parseOptions(process.argv.slice(2));
   const sizes = options.quick ? QUICK : FULL;
   await ensureFileLimit(sizes.idleConnections * 2 + 2000);

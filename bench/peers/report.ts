@@ -92,10 +92,18 @@ export function fmt(v: number | null | undefined, unit = ''): string {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** A ratio with enough digits to tell small ones apart (0.0011, 0.23, 1.54, 58.5). */
+export function ratioText(a: number): string {
+  if (a >= 100) return a.toFixed(0);
+  if (a >= 10) return a.toFixed(1);
+  if (a >= 0.1) return a.toFixed(2);
+  return a.toPrecision(2);
+}
+
 export function advantageText(a: number | null): string {
   if (a === null || !Number.isFinite(a)) return 'n/a';
-  if (a >= 1) return `Yubin ${a.toFixed(2)}× better`;
-  return `Yubin ${a.toFixed(2)}× (peer ${(1 / a).toFixed(2)}× better)`;
+  if (a >= 1) return `Yubin ${ratioText(a)}× better`;
+  return `Yubin ${ratioText(a)}× (peer ${ratioText(1 / a)}× better)`;
 }
 
 function metText(t: FigureSummary['target']): string {
@@ -177,12 +185,12 @@ export function svg(r: Results): string {
   const values = figures.flatMap((f) => [f.advantage!, ...(f.target && figureTargetOnChart(f) ? [figureTargetOnChart(f)!] : [])]);
   const lo = Math.floor(Math.log10(Math.min(0.1, ...values.map((v) => v / 1.3))));
   const hi = Math.ceil(Math.log10(Math.max(10, ...values.map((v) => v * 1.3))));
-  const labelWidth = 330;
+  const labelWidth = 470;
   const plotWidth = 520;
   const rowHeight = 34;
-  const top = 60;
+  const top = 84;
   const height = top + figures.length * rowHeight + 70;
-  const width = labelWidth + plotWidth + 190;
+  const width = labelWidth + plotWidth + 330;
   const x = (v: number) => labelWidth + ((Math.log10(v) - lo) / (hi - lo)) * plotWidth;
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const parts: string[] = [];
@@ -194,7 +202,7 @@ export function svg(r: Results): string {
     const v = 10 ** d;
     const gx = x(v);
     parts.push(`<line x1="${gx.toFixed(1)}" y1="${top - 5}" x2="${gx.toFixed(1)}" y2="${top + figures.length * rowHeight}" stroke="#ddd"/>`);
-    parts.push(`<text x="${gx.toFixed(1)}" y="${top + figures.length * rowHeight + 18}" text-anchor="middle" fill="#555">${v >= 1 ? v.toFixed(0) : v.toString()}×</text>`);
+    parts.push(`<text x="${gx.toFixed(1)}" y="${top + figures.length * rowHeight + 18}" text-anchor="middle" fill="#555">${d >= 0 ? v.toFixed(0) : v.toFixed(-d)}×</text>`);
   }
   figures.forEach((f, i) => {
     const y = top + i * rowHeight;
@@ -211,7 +219,7 @@ export function svg(r: Results): string {
     }
     const verdict = f.target ? (f.target.met === null ? '' : f.target.met ? ' ✓ target met' : ' ✗ target not met') : '';
     const targetNote = f.target && t === null ? ` (${f.target.text})` : '';
-    parts.push(`<text x="${labelWidth + plotWidth + 8}" y="${y + 20}">${a.toFixed(2)}×${esc(verdict + targetNote)}</text>`);
+    parts.push(`<text x="${labelWidth + plotWidth + 8}" y="${y + 20}">${ratioText(a)}×${esc(verdict + targetNote)}</text>`);
   });
   const x1 = x(1);
   parts.push(`<line x1="${x1.toFixed(1)}" y1="${top - 10}" x2="${x1.toFixed(1)}" y2="${top + figures.length * rowHeight + 4}" stroke="#000" stroke-width="2"/>`);
