@@ -540,12 +540,12 @@ export class SqliteStore implements Store {
   async readMessagesInMailbox(mailboxId: number, messageIds: number[]): Promise<Map<number, { uid: number; bytes: Buffer }>> {
     const out = new Map<number, { uid: number; bytes: Buffer }>();
     if (messageIds.length === 0) return out;
-    const rows = this.db
-      .prepare(
-        `SELECT m.id AS id, m.uid AS uid, m.header_prefix AS prefix, m.blob_id AS blobId, b.data AS data, b.parts AS parts
-         FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.id IN (${messageIds.map(() => '?').join(',')})`,
-      )
-      .all(mailboxId, ...messageIds) as Array<{ id: number; uid: number; prefix: Buffer; blobId: string; data: Buffer | null; parts: string | null }>;
+    // Prepared once per list length (a download asks for the same few lengths again and again).
+    const rows = stmt(
+      this.db,
+      `SELECT m.id AS id, m.uid AS uid, m.header_prefix AS prefix, m.blob_id AS blobId, b.data AS data, b.parts AS parts
+       FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.id IN (${messageIds.map(() => '?').join(',')})`,
+    ).all(mailboxId, ...messageIds) as Array<{ id: number; uid: number; prefix: Buffer; blobId: string; data: Buffer | null; parts: string | null }>;
     for (const row of rows) {
       const body = row.data && !row.parts ? row.data : await this.readBlob(row.blobId);
       out.set(row.id, { uid: row.uid, bytes: row.prefix.length > 0 ? Buffer.concat([row.prefix, body]) : body });
