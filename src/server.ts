@@ -13,6 +13,7 @@ import { AuthThrottle } from './auth/throttle.js';
 import { MailboxViews } from './imap/mailbox-views.js';
 import { Pop3Server } from './pop3/server.js';
 import { MaildropLocks } from './pop3/locks.js';
+import { RetrievalRecorder } from './pop3/retrievals.js';
 import { startScheduler } from './maintenance/jobs.js';
 import { DnsResolver } from './dns/resolver.js';
 import { OutboundQueue } from './queue/outbound-queue.js';
@@ -66,7 +67,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
   // One set of shared mailbox snapshots for the IMAP listeners (imap and imaps).
   const mailboxViews = new MailboxViews(() => ({ minMessages: config.imap.snapshot_min_messages, maxMessages: config.imap.snapshot_max_messages }));
   // One POP3 session per maildrop, across both POP3 listeners.
-  const pop3Services = { ...services, locks: new MaildropLocks() };
+  const pop3Services = { ...services, locks: new MaildropLocks(), retrievals: new RetrievalRecorder(store, log) };
   const resolver = new DnsResolver({ servers: config.dns.servers, timeoutSeconds: config.dns.timeout, cacheSeconds: config.dns.cache });
   const queue = new OutboundQueue({ config: () => config, store, resolver, log });
   const listening: ListeningOn[] = [];
@@ -97,7 +98,7 @@ export async function startServer(config: Config, dataDir: string): Promise<Runn
       } else if (name === 'pop3' || name === 'pop3s') {
         const pop3 = new Pop3Server(pop3Services, tls, name === 'pop3s');
         const address = await pop3.listen(host, port);
-        stoppers.push(() => pop3.close());
+        stoppers.push(() => pop3.close().then(() => pop3Services.retrievals.flush()));
         listening.push({ name, host: address.address, port: address.port });
       }
     }

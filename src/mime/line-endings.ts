@@ -22,6 +22,22 @@ export function normalizeLineEndings(input: Buffer): Buffer {
   return out.subarray(0, o);
 }
 
+/**
+ * Octets of ensureFinalCrlf(normalizeLineEndings(input)) without building it: what POP3 counts
+ * (RFC 1939 §11: sizes are of the message with CRLF line ends).
+ */
+export function crlfSizeOf(input: Buffer): number {
+  if (input.length === 0) return 0;
+  let size = input.length;
+  if (!isCrlfClean(input)) {
+    for (let i = input.indexOf(0x0a); i >= 0; i = input.indexOf(0x0a, i + 1)) if (i === 0 || input[i - 1] !== 0x0d) size++;
+    for (let i = input.indexOf(0x0d); i >= 0; i = input.indexOf(0x0d, i + 1)) if (input[i + 1] !== 0x0a) size++;
+  }
+  const last = input[input.length - 1];
+  // A last line without its end gets CRLF; a bare CR or LF at the end was counted above.
+  return last === 0x0a || last === 0x0d ? size : size + 2;
+}
+
 /** Ensures the message ends with CRLF (a message without a final line end is completed). */
 export function ensureFinalCrlf(input: Buffer): Buffer {
   if (input.length === 0 || (input.length >= 2 && input[input.length - 2] === 0x0d && input[input.length - 1] === 0x0a)) return input;

@@ -43,12 +43,19 @@ export class Maildrop {
     private readonly store: Store,
     readonly mailbox: Mailbox,
     readonly entries: MaildropEntry[],
-  ) {}
+  ) {
+    // A message removed by another session (an IMAP EXPUNGE, retention) must not be sent from the
+    // read-ahead: removals in this process are told at once, those of other processes (the CLI)
+    // within the store's poll of them.
+    this.unsubscribe = store.onChange((change) => {
+      if (this.ahead.size === 0) return;
+      if (change.kind === 'external' || (change.kind === 'expunged' && (change.mailboxId === mailbox.id || change.mailboxId === null))) this.ahead.clear();
+    });
+  }
 
   /** Messages read ahead of the client (see readAhead), by id. */
   private readonly ahead = new Map<number, { uid: number; bytes: Buffer }>();
-  /** The mailbox's HIGHESTMODSEQ when `ahead` was read. */
-  private aheadModSeq: number | null = null;
+  private readonly unsubscribe: () => void;
 
   /** Snapshots the account's INBOX; null when the account has none. */
   static async open(store: Store, accountId: number): Promise<Maildrop | null> {
@@ -59,11 +66,12 @@ export class Maildrop {
   }
 
   private static entryOf(message: StoredMessage, number: number): MaildropEntry {
-    // Messages delivered over SMTP (the only ones with a header prefix) were stored with CRLF line
-    // ends and a final CRLF (smtp/inbound.ts), so their stored size is what POP3 sends. Others
-    // (APPEND) may hold bare LFs or lack the final CRLF: measured when first needed.
+    // The store records the CRLF size of every message it stores. For messages stored before it
+    // did: those delivered over SMTP (the only ones with a header prefix) were stored with CRLF
+    // line ends and a final CRLF (smtp/inbound.ts), so their stored size is what POP3 sends;
+    // others (APPEND) may hold bare LFs or lack the final CRLF, and are measured when first needed.
     const appended = message.headerPrefix.length === 0;
-    const size = appended ? (appendedSizes.get(message.blobId) ?? null) : message.size;
+    const size = message.crlfSize ?? (appended ? (appendedSizes.get(message.blobId) ?? null) : message.size);
     return { number, id: message.id, uid: message.uid, blobId: message.blobId, storedSize: message.size, appended, size, deleted: false };
   }
 
@@ -108,7 +116,7 @@ export class Maildrop {
   async read(entry: MaildropEntry): Promise<{ message: Buffer; announced: number | null } | null> {
     let stored: Buffer;
     try {
-      const found = (await this.readAheadOf(entry)) ?? (await this.readAhead(entry));
+      const found = this.readAheadOf(entry) ?? (await this.readAhead(entry));
       this.ahead.delete(entry.id);
       // Row ids may be reused once a message is gone; (mailbox, uid) never is: the row read
       // must still be this message's.
@@ -123,18 +131,19 @@ export class Maildrop {
     const message = pop3Message(stored);
     const announced = entry.size;
     entry.size = message.length;
-    if (entry.appended) rememberSize(entry.blobId, message.length);
+    if (entry.appended && announced === null) rememberSize(entry.blobId, message.length);
     return { message, announced };
   }
 
-  /** A message read ahead, if the mailbox has not changed since (else the read-ahead is dropped). */
-  private async readAheadOf(entry: MaildropEntry): Promise<{ uid: number; bytes: Buffer } | undefined> {
-    const found = this.ahead.get(entry.id);
-    if (!found) return undefined;
-    const now = (await this.store.getMailboxById(this.mailbox.id))?.highestModSeq ?? null;
-    if (now !== null && now === this.aheadModSeq) return found;
+  /** A message read ahead (nothing was removed from the mailbox since: see the constructor). */
+  private readAheadOf(entry: MaildropEntry): { uid: number; bytes: Buffer } | undefined {
+    return this.ahead.get(entry.id);
+  }
+
+  /** The session is over: no more change events, no read-ahead kept. */
+  close(): void {
+    this.unsubscribe();
     this.ahead.clear();
-    return undefined;
   }
 
   /**
@@ -152,8 +161,6 @@ export class Maildrop {
       ids.push(next.id);
     }
     this.ahead.clear();
-    // Read before the messages: any change after it (an expunge by an IMAP session) shows.
-    this.aheadModSeq = (await this.store.getMailboxById(this.mailbox.id))?.highestModSeq ?? null;
     const read = await this.store.readMessagesInMailbox(this.mailbox.id, ids);
     for (const [id, found] of read) if (id !== entry.id) this.ahead.set(id, found);
     return read.get(entry.id);

@@ -16,6 +16,7 @@ import { isLoopback, type AuthThrottle } from '../auth/throttle.js';
 import type { Store } from '../store/types.js';
 import { LineReader, parseCommand, parseNumber, type LineEvent } from './parser.js';
 import { Maildrop, type MaildropEntry } from './maildrop.js';
+import type { RetrievalRecorder } from './retrievals.js';
 import type { MaildropLocks } from './locks.js';
 import { dotStuff, topOf } from './wire.js';
 
@@ -25,6 +26,8 @@ export interface Pop3Services {
   throttle: AuthThrottle;
   log: Logger;
   locks: MaildropLocks;
+  /** First retrievals, written in batches for all sessions (retrievals.ts). */
+  retrievals: RetrievalRecorder;
 }
 
 export type Pop3State = 'authorization' | 'transaction' | 'update';
@@ -43,11 +46,6 @@ const PLAINTEXT_REFUSED = '-ERR [AUTH] Plaintext authentication is disabled; use
 class Reply {
   constructor(readonly line: string) {}
 }
-
-/** Retrievals (for pop3.keep_after_retrieval) are written in batches of at most this many ids, */
-const RETRIEVAL_BATCH = 256;
-/** and at most this long after the RETR. */
-const RETRIEVAL_DELAY_MS = 200;
 
 /** The connection closed while a command waited for the client. */
 class Closed extends Error {}
@@ -74,9 +72,6 @@ export class Pop3Session {
   private updating: Promise<void> | null = null;
 
   private readonly retrieved = new Set<number>();
-  private readonly pendingRetrievals: Array<{ id: number; at: number }> = [];
-  private retrievalTimer: NodeJS.Timeout | null = null;
-  private retrievalWrites: Promise<void> = Promise.resolve();
   private deletedCount = 0;
   private commands = 0;
   private readonly startedAt = Date.now();
@@ -403,6 +398,7 @@ export class Pop3Session {
       throw err;
     }
     if (!maildrop || this.closed) {
+      maildrop?.close();
       locks.release(accountId);
       if (this.closed) return;
       throw new Reply('-ERR [SYS/PERM] This account has no INBOX\r\n');
@@ -563,29 +559,8 @@ export class Pop3Session {
   private recordRetrieval(entry: MaildropEntry): void {
     if (this.retrieved.has(entry.id)) return;
     this.retrieved.add(entry.id);
-    // Recorded in batches (a client downloading a maildrop RETRs hundreds of messages a second):
-    // at most RETRIEVAL_BATCH ids or RETRIEVAL_DELAY_MS old, and at QUIT or when the connection
-    // goes. The retrieval time is that of the RETR.
-    this.pendingRetrievals.push({ id: entry.id, at: Date.now() });
-    if (this.pendingRetrievals.length >= RETRIEVAL_BATCH) this.flushRetrievals();
-    else if (!this.retrievalTimer) {
-      this.retrievalTimer = setTimeout(() => this.flushRetrievals(), RETRIEVAL_DELAY_MS);
-      this.retrievalTimer.unref();
-    }
-  }
-
-  /** Writes the pending retrievals; the returned promise settles when they are committed. */
-  private flushRetrievals(): Promise<void> {
-    if (this.retrievalTimer) clearTimeout(this.retrievalTimer);
-    this.retrievalTimer = null;
-    const batch = this.pendingRetrievals.splice(0);
-    if (batch.length === 0) return this.retrievalWrites;
-    // The store's writer finishes this even if the connection goes; the server's stop waits for it.
-    const write = this.services.store.markRetrieved(batch.map((r) => r.id), new Date(batch[0]!.at)).catch((err: unknown) => {
-      this.services.log.error({ session: this.id, protocol: 'pop3', messages: batch.length, err: (err as Error)?.message ?? String(err) }, 'pop3 could not record retrievals');
-    });
-    this.retrievalWrites = this.retrievalWrites.then(() => write);
-    return this.retrievalWrites;
+    // Written in batches with other sessions' (retrievals.ts), and when this session ends.
+    this.services.retrievals.record(entry.id);
   }
 
   private dele(args: string[]): void {
@@ -618,7 +593,8 @@ export class Pop3Session {
     this.socket.end();
     const socket = this.socket;
     setTimeout(() => socket.destroy(), 1000).unref();
-    const recorded = this.flushRetrievals();
+    const recorded = this.retrieved.size > 0 ? this.services.retrievals.flush() : Promise.resolve();
+    this.maildrop?.close();
     const finish = () => {
       if (this.lockedAccount !== null) this.services.locks.release(this.lockedAccount);
       this.lockedAccount = null;

@@ -73,6 +73,11 @@ export interface StoredMessage {
   blobId: string;
   /** Per-recipient header lines (Return-Path, Delivered-To), stored with the message row. */
   headerPrefix: Buffer;
+  /**
+   * Octets of the whole message with CRLF line ends and a final CRLF (what POP3 LIST counts),
+   * worked out when it was stored; null for messages stored before Yubin recorded it.
+   */
+  crlfSize: number | null;
 }
 
 /** A message as listed for a mailbox view (no body, no header prefix): what IMAP keeps per message. */
@@ -174,6 +179,8 @@ export interface StagedBlob {
    * with the commit, every part blob must have been put() first.
    */
   composition?: BlobComposition;
+  /** Octets of the body with CRLF line ends and a final CRLF (mime/line-endings.ts crlfSizeOf). */
+  crlfSize?: number;
 }
 
 export interface BlobComposition {
@@ -249,6 +256,8 @@ export interface SmtpReplyRecord {
   text: string;
   /** The host that answered (RFC 3464 Remote-MTA), or null when none was reached. */
   remoteMta: string | null;
+  /** On a refusal as too large (X.3.4, X.2.3): the SIZE limit in bytes that host announced (RFC 1870), when it announced one. */
+  sizeLimit?: number;
 }
 
 export interface QueueRecipient {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fitsQuota, normalizeAddress } from '../../src/delivery/recipients.js';
-import { ensureFinalCrlf, normalizeLineEndings } from '../../src/mime/line-endings.js';
+import { crlfSizeOf, ensureFinalCrlf, normalizeLineEndings } from '../../src/mime/line-endings.js';
 import { policySchema } from '../../src/config/schema.js';
 
 test('normalizeAddress lower-cases and spots routing tricks', () => {
@@ -30,4 +30,14 @@ test('normalizeLineEndings turns bare CR and bare LF into CRLF and leaves clean 
   assert.equal(normalizeLineEndings(Buffer.from('\r\r\n')).toString(), '\r\n\r\n');
   assert.equal(ensureFinalCrlf(Buffer.from('x')).toString(), 'x\r\n');
   assert.equal(ensureFinalCrlf(Buffer.from('x\r\n')).toString(), 'x\r\n');
+});
+
+test('crlfSizeOf is the length of the normalized message, for any mix of line ends', () => {
+  const alphabet = [0x0d, 0x0a, 0x2e, 0x61];
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  for (let n = 0; n < 5000; n++) {
+    const bytes = Buffer.from(Array.from({ length: random() % 12 }, () => alphabet[random() % alphabet.length]!));
+    assert.equal(crlfSizeOf(bytes), ensureFinalCrlf(normalizeLineEndings(bytes)).length, JSON.stringify(bytes.toString('latin1')));
+  }
 });

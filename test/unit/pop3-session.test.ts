@@ -11,6 +11,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { AuthThrottle } from '../../src/auth/throttle.js';
 import type { Store } from '../../src/store/types.js';
 import type { TlsMaterial } from '../../src/tls/certificates.js';
+import { RetrievalRecorder } from '../../src/pop3/retrievals.js';
 import { MaildropLocks } from '../../src/pop3/locks.js';
 import { Pop3Session, type Pop3Services } from '../../src/pop3/session.js';
 
@@ -51,12 +52,15 @@ class FakeSocket extends Duplex {
 
 function services(): Pop3Services {
   const config = validateConfig({});
+  const store = {} as Store; // not reached before login
+  const log = pino({ level: 'silent' });
   return {
     config: () => config,
-    store: {} as Store, // not reached before login
+    store,
     throttle: new AuthThrottle(() => ({ failureDelaySeconds: 0, windowSeconds: 60 })),
-    log: pino({ level: 'silent' }),
+    log,
     locks: new MaildropLocks(),
+    retrievals: new RetrievalRecorder(store, log),
   };
 }
 

@@ -165,6 +165,11 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE blobs ADD COLUMN parts TEXT;
   `,
+  // 8: the size of each message with CRLF line ends (what POP3 LIST and STAT count), recorded
+  //    when it is stored so that listing a maildrop never reads bodies. NULL: stored before.
+  `
+  ALTER TABLE messages ADD COLUMN crlf_size INTEGER;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -2,6 +2,7 @@
 // those. Reads run on the calling thread (they are short and never wait for a disk flush); writes
 // go through a Writer (writer.ts), which in the server is a group-committing worker thread.
 
+import { crlfSizeOf } from '../../mime/line-endings.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -305,15 +306,16 @@ export class SqliteStore implements Store {
 
   async stageBlob(bytes: Buffer): Promise<StagedBlob> {
     const blobId = blobIdOf(bytes);
+    const crlfSize = crlfSizeOf(bytes);
     const ranges = largeLeafRanges(bytes, this.dedupMin);
     if (ranges.length > 0) {
       // Part files are written (and fsynced) in parallel; the literal bytes go with the commit.
       const partIds = await Promise.all(ranges.map(([start, end]) => this.blobs.put(bytes.subarray(start, end))));
-      return { blobId, blobSize: bytes.length, composition: compose(bytes, ranges, partIds) };
+      return { blobId, blobSize: bytes.length, crlfSize, composition: compose(bytes, ranges, partIds) };
     }
-    if (bytes.length <= this.inlineMax) return { blobId, blobSize: bytes.length, inlineBytes: bytes };
+    if (bytes.length <= this.inlineMax) return { blobId, blobSize: bytes.length, crlfSize, inlineBytes: bytes };
     await this.blobs.put(bytes);
-    return { blobId, blobSize: bytes.length };
+    return { blobId, blobSize: bytes.length, crlfSize };
   }
 
   /**
@@ -386,6 +388,7 @@ export class SqliteStore implements Store {
       size: number;
       blob_id: string;
       header_prefix: Buffer;
+      crlf_size: number | null;
     }>;
     return rows.map((row) => ({
       id: row.id,
@@ -397,6 +400,7 @@ export class SqliteStore implements Store {
       size: row.size,
       blobId: row.blob_id,
       headerPrefix: row.header_prefix,
+      crlfSize: row.crlf_size,
     }));
   }
 

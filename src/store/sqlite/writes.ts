@@ -2,6 +2,7 @@
 // transaction opened by a writer (direct for the CLI, batched in a worker thread for the server),
 // so each function is atomic and may throw StoreError to undo only its own work.
 
+import { isCrlfClean } from '../../mime/line-endings.js';
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { stmt } from './statements.js';
@@ -221,7 +222,7 @@ export const writes = {
     const mailboxOf = stmt(db, 'SELECT id, uid_next AS uidNext, highest_modseq AS modseq FROM mailboxes WHERE account_id = ? AND special_use = ?');
     const bumpMailbox = stmt(db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?');
     const insert = stmt(db, 
-      'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix, crlf_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const addUsage = stmt(db, 'UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?');
     req.recipients.forEach((rcpt, i) => {
@@ -229,7 +230,7 @@ export const writes = {
       if (!mailbox) throw new StoreError('not-found', `account ${rcpt.accountId} has no ${rcpt.mailbox} mailbox`);
       const size = rcpt.headerPrefix.length + req.blobSize;
       const modseq = mailbox.modseq + 1;
-      const info = insert.run(mailbox.id, mailbox.uidNext, modseq, (rcpt.flags ?? []).join(' '), req.internalDate.getTime(), size, req.blobId, rcpt.headerPrefix);
+      const info = insert.run(mailbox.id, mailbox.uidNext, modseq, (rcpt.flags ?? []).join(' '), req.internalDate.getTime(), size, req.blobId, rcpt.headerPrefix, crlfSizeWith(rcpt.headerPrefix, req.crlfSize));
       bumpMailbox.run(mailbox.uidNext + 1, modseq, mailbox.id);
       addUsage.run(size, rcpt.accountId);
       outcomes[i] = { accountId: rcpt.accountId, status: 'stored', mailboxId: mailbox.id, uid: mailbox.uidNext, messageId: Number(info.lastInsertRowid) };
@@ -392,7 +393,7 @@ export const mailboxWrites = {
     if (failure) return failure;
     referenceBlob(ctx, args, 1);
     const modseq = mailbox.modseq + 1;
-    stmt(ctx.db, 'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+    stmt(ctx.db, 'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix, crlf_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       args.mailboxId,
       mailbox.uidNext,
       modseq,
@@ -401,6 +402,7 @@ export const mailboxWrites = {
       args.blobSize,
       args.blobId,
       Buffer.alloc(0),
+      args.crlfSize ?? null,
     );
     stmt(ctx.db, 'UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(mailbox.uidNext + 1, modseq, args.mailboxId);
     stmt(ctx.db, 'UPDATE accounts SET used_bytes = used_bytes + ?, used_messages = used_messages + 1 WHERE id = ?').run(args.blobSize, args.accountId);
@@ -477,6 +479,17 @@ export const mailboxWrites = {
   },
 } as const;
 
+/**
+ * The CRLF size of a header prefix plus a body whose CRLF size is known: the prefix's own octets
+ * when it is CRLF text ending in CRLF (as Yubin writes it), else unknown.
+ */
+function crlfSizeWith(prefix: Buffer, bodyCrlfSize: number | undefined): number | null {
+  if (bodyCrlfSize === undefined) return null;
+  if (prefix.length === 0) return bodyCrlfSize;
+  const endsInCrlf = prefix.length >= 2 && prefix[prefix.length - 2] === 0x0d && prefix[prefix.length - 1] === 0x0a;
+  return endsInCrlf && isCrlfClean(prefix) ? prefix.length + bodyCrlfSize : null;
+}
+
 /** Inserts copies of rows into a mailbox with new UIDs; usage and blob references grow. */
 function copyRows(ctx: WriteContext, rows: MessageRow[], toMailboxId: number): Array<[number, number]> {
   if (rows.length === 0) return [];
@@ -486,7 +499,7 @@ function copyRows(ctx: WriteContext, rows: MessageRow[], toMailboxId: number): A
   const uidMap: Array<[number, number]> = [];
   const insert = stmt(
     ctx.db,
-    'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix) SELECT ?, ?, ?, flags, internal_date, size, blob_id, header_prefix FROM messages WHERE id = ?',
+    'INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, header_prefix, crlf_size) SELECT ?, ?, ?, flags, internal_date, size, blob_id, header_prefix, crlf_size FROM messages WHERE id = ?',
   );
   let bytes = 0;
   for (const row of rows) {
