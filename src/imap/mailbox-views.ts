@@ -6,7 +6,7 @@
 // before a session copies it. Sessions never change the shared objects (see ViewMessage).
 
 import type { Mailbox, Store } from '../store/types.js';
-import { applyChanges, indexOfUid, loadSnapshot, type MailboxSnapshot, type ViewMessage } from './selected.js';
+import { applyChanges, loadSnapshot, type MailboxSnapshot, type ViewMessage } from './selected.js';
 
 export interface MailboxViewsOptions {
   /** Mailboxes with fewer messages are read whole at each SELECT (cheap) and not kept. */
@@ -57,7 +57,8 @@ export class MailboxViews {
           const known = messages[index]!;
           if (summary.modSeq > known.modSeq) messages[index] = { ...known, modSeq: summary.modSeq, flags: summary.flags };
         });
-        for (const message of added) if (indexOfUid(messages, message.uid) < 0) messages.push(message);
+        // applyChanges returns only UIDs the list does not hold, in order, all above the known ones.
+        for (const message of added) messages.push(message);
         next = {
           uidValidity: old.uidValidity,
           messages,

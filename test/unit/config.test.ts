@@ -331,6 +331,13 @@ describe('validateConfig', () => {
       [{ queue: { lifetime: '5 days' } }, /queue\.lifetime: /],
       [{ policy: { quota_grace: '200%' } }, /policy\.quota_grace: /],
       [{ policy: { quota_warnings: '80%,0%' } }, /policy\.quota_warnings: /],
+      [{ storage: { dedup_min: '32Q' } }, /storage\.dedup_min: .*32Q/],
+      [{ storage: { dedup_min: -1 } }, /storage\.dedup_min: /],
+      [{ auth: { verified_cache: 'a while' } }, /auth\.verified_cache: /],
+      [{ auth: { verified_cache: -5 } }, /auth\.verified_cache: /],
+      [{ imap: { snapshot_min_messages: -1 } }, /imap\.snapshot_min_messages: /],
+      [{ imap: { snapshot_min_messages: 'many' } }, /imap\.snapshot_min_messages: /],
+      [{ imap: { snapshot_max_messages: 1.5 } }, /imap\.snapshot_max_messages: /],
     ];
     for (const [raw, pattern] of cases) assert.match(configError(raw).message, pattern, JSON.stringify(raw));
   });
