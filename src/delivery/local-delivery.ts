@@ -33,17 +33,20 @@ export type QuotaCheck = { fits: true } | { fits: false; permanent: boolean; too
 
 /** Room kept at RCPT for what Yubin adds to the declared SIZE (Received, Return-Path, Delivered-To). */
 const TRACE_ALLOWANCE = 512;
-/** How long the size of a message refused at end of data is remembered for its recipient. */
+/** How long the size of a message refused at end of data is remembered for its recipient and sender. */
 const REMEMBER_REFUSED_MS = 24 * 3600_000;
 const REMEMBER_MAX_ENTRIES = 10_000;
 
+const refusedKey = (accountId: number, sender: string) => `${accountId} ${sender.toLowerCase()}`;
+
 export class LocalDelivery {
   /**
-   * accountId → size of the last message refused at end of data for lack of room. A sender that
-   * gave no SIZE retries the same message; checking RCPT against that size refuses the full
-   * recipient at RCPT, so the others of the transaction get the message on that retry.
+   * "accountId sender" → size of the last message from that sender refused at end of data for
+   * lack of room. A sender that gave no SIZE retries the same message; checking RCPT against that
+   * size refuses the full recipient at RCPT, so the others of the transaction get the message on
+   * that retry. Keyed by sender too: other senders' mail without SIZE is not judged by it.
    */
-  private readonly refusedSizes = new Map<number, { size: number; at: number }>();
+  private readonly refusedSizes = new Map<string, { size: number; at: number }>();
 
   readonly notices: CapacityNotices;
 
@@ -79,7 +82,7 @@ export class LocalDelivery {
     for (const target of targets) {
       const policy = acceptancePolicy(await currentPolicy(this.store, this.config(), target.account));
       const usage = await this.store.getUsage(target.account.id);
-      const remembered = this.refusedSizes.get(target.account.id);
+      const remembered = this.refusedSizes.get(refusedKey(target.account.id, sender));
       const expected = sizeHint > 0 ? sizeHint + TRACE_ALLOWANCE : remembered && Date.now() - remembered.at < REMEMBER_REFUSED_MS ? remembered.size : 0;
       // RFC 3463 X.2.3: larger than the whole mailbox can ever hold; making room will not help.
       if (policy.quota !== null && expected > policy.quota) {
@@ -94,13 +97,14 @@ export class LocalDelivery {
     return { fits: true };
   }
 
-  private rememberRefused(accountId: number, size: number): void {
+  private rememberRefused(accountId: number, sender: string, size: number): void {
     if (this.refusedSizes.size >= REMEMBER_MAX_ENTRIES) {
       const oldest = this.refusedSizes.keys().next();
       if (!oldest.done) this.refusedSizes.delete(oldest.value);
     }
-    this.refusedSizes.delete(accountId);
-    this.refusedSizes.set(accountId, { size, at: Date.now() });
+    const key = refusedKey(accountId, sender);
+    this.refusedSizes.delete(key);
+    this.refusedSizes.set(key, { size, at: Date.now() });
   }
 
   async deliver(message: IncomingMessage): Promise<DeliveryVerdict> {
@@ -147,7 +151,7 @@ export class LocalDelivery {
       await this.store.discardBlob(staged);
       const full = result.outcomes.flatMap((outcome, i) => (outcome.status === 'over-quota' ? [{ entry: entries[i]!, outcome }] : []));
       const tooBig = (f: (typeof full)[number]) => f.outcome.status === 'over-quota' && f.outcome.limit.bytes !== null && f.outcome.size > f.outcome.limit.bytes;
-      for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, f.outcome.size);
+      for (const f of full) if (f.outcome.status === 'over-quota') this.rememberRefused(f.entry.target.account.id, message.mailFrom, f.outcome.size);
       const subject = decodedSubject(message.content);
       for (const f of full) {
         if (f.outcome.status === 'over-quota') this.missed(f.entry.target.account, message.mailFrom, f.outcome.size, f.entry.permanent || tooBig(f), subject);

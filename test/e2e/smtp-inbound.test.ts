@@ -756,6 +756,13 @@ describe('SMTP inbound: limits and quotas', () => {
         const retry = await rawTransaction(c, 'alice@sender.example', ['dave@example.test', 'erin@example.test'], data);
         expectReply(retry.rcpts[0]!, 250, '2.1.5', 'retry: RCPT dave');
         if (retry.end) assert.notEqual(retry.end.code, 452, `retry: not deferred again for everyone: ${retry.end.text}`);
+        // The remembered size is that sender's: a small message from someone else, also
+        // without SIZE, still fits erin's remaining room and is taken.
+        const small = token();
+        const other = await rawTransaction(c, 'carol@elsewhere.example', ['erin@example.test'], message(small, 'short\r\n'));
+        expectReply(other.rcpts[0]!, 250, '2.1.5', 'another sender without SIZE');
+        expectReply(other.end!, 250, '2.6.0', 'another sender: stored');
+        assert.equal(withToken(await readMailbox(dataDir, 'erin@example.test'), small).length, 1, "erin gets the other sender's small message");
       } finally {
         c.close();
       }
