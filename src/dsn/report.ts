@@ -36,6 +36,8 @@ export interface DsnRecipient {
   /** For delayed: when Yubin gives up. */
   willRetryUntil?: Date | null;
   attempts?: number;
+  /** For 5.3.4 explanations: the size limit in bytes the refusing server announced, if known (overrides DsnInput.messageSizeLimit). */
+  messageSizeLimit?: number | null;
 }
 
 export interface DsnInput {
@@ -365,7 +367,7 @@ function humanText(input: DsnInput, locale: DsnLocale, withOther: boolean, subje
       reply: r.reply,
       lastAttemptAt: r.lastAttemptAt,
       willRetryUntil: r.willRetryUntil ?? null,
-      messageSizeLimit: input.messageSizeLimit ?? null,
+      messageSizeLimit: r.messageSizeLimit ?? input.messageSizeLimit ?? null,
       fileTransferHint: input.fileTransferHint ?? null,
       attempts: r.attempts ?? null,
     });

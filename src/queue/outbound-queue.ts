@@ -67,6 +67,18 @@ function hasEightBit(content: Buffer): boolean {
   return /[\x80-\xff]/.test(content.toString('latin1'));
 }
 
+/**
+ * When a recipient that has just failed temporarily is tried again (RFC 5321 §4.5.4.1):
+ * `attemptsMade` counts the attempts so far, the one just made included, and the wait after the
+ * k-th attempt is schedule[k-1] (seconds), the last wait repeating. Never later than the message's
+ * expiry, so the last attempt falls on the end of its lifetime.
+ */
+export function nextAttemptAt(schedule: readonly number[], attemptsMade: number, now: Date, expiresAt: Date): Date {
+  const index = Math.min(Math.max(attemptsMade - 1, 0), schedule.length - 1);
+  const wait = (schedule[index] ?? 0) * 1000;
+  return new Date(Math.min(now.getTime() + wait, expiresAt.getTime()));
+}
+
 function failedReply(status: string, text: string): SmtpReplyRecord {
   return { code: status.startsWith('4') ? 451 : 550, enhanced: status, text, remoteMta: null };
 }
@@ -287,9 +299,7 @@ export class OutboundQueue {
         // RFC 5321 §4.5.4.1: the lifetime is over; the last temporary reply is the reason given.
         updates.push({ ...base, state: 'failed', reported: silent || !wants(recipient.notify, 'FAILURE') });
       } else {
-        const wait = schedule[Math.min(recipient.attempts, schedule.length - 1)]! * 1000;
-        // The last attempt falls on the end of the lifetime.
-        const next = new Date(Math.min(now.getTime() + wait, message.expiresAt.getTime()));
+        const next = nextAttemptAt(schedule, recipient.attempts + 1, now, message.expiresAt);
         const age = now.getTime() - message.receivedAt.getTime();
         const owesDelay =
           !silent && !recipient.delayNotified && config.queue.delay_notice > 0 && age >= config.queue.delay_notice * 1000 && wants(recipient.notify, 'DELAY');
@@ -358,6 +368,8 @@ export class OutboundQueue {
         lastAttemptAt: r.lastAttemptAt,
         willRetryUntil: recipientAction === 'delayed' ? message.expiresAt : null,
         attempts: r.attempts,
+        // The limit the refusing server announced (smtp-client.ts), for the too-large explanation.
+        messageSizeLimit: r.lastReply?.sizeLimit ?? null,
       };
     });
     const dsn = buildDsn({

@@ -283,7 +283,7 @@ export class SmtpClient {
       const { attempt, reusable } = await this.transact(pc, message);
       pc.messages++;
       this.finish(pc, reusable);
-      return attempt;
+      return withSizeLimit(attempt, pc.caps.size);
     }
   }
 
@@ -705,6 +705,18 @@ function capabilitiesOf(internals: ConnectionInternals): Capabilities {
     smtpUtf8: ext.includes('SMTPUTF8'),
     dsn: ext.includes('DSN'),
     pipelining: ext.includes('PIPELINING'),
+  };
+}
+
+/**
+ * Refusals as too large for the system (RFC 3463 X.3.4) carry the SIZE limit the server announced,
+ * for the bounce's explanation. Not X.2.3 (too large for that mailbox): its limit is another one.
+ */
+function withSizeLimit(attempt: Attempt, limit: number | null): Attempt {
+  if (attempt.kind !== 'done' || limit === null || limit <= 0) return attempt;
+  return {
+    kind: 'done',
+    results: attempt.results.map((r) => (/^[45]\.3\.4$/.test(r.reply.enhanced ?? '') ? { ...r, reply: { ...r.reply, sizeLimit: limit } } : r)),
   };
 }
 

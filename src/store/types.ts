@@ -256,7 +256,7 @@ export interface SmtpReplyRecord {
   text: string;
   /** The host that answered (RFC 3464 Remote-MTA), or null when none was reached. */
   remoteMta: string | null;
-  /** On a refusal as too large (X.3.4, X.2.3): the SIZE limit in bytes that host announced (RFC 1870), when it announced one. */
+  /** On a refusal as too large (X.3.4): the SIZE limit in bytes that host announced (RFC 1870), when it announced one. */
   sizeLimit?: number;
 }
 
