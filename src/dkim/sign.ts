@@ -9,6 +9,7 @@
 
 import { createRequire } from 'node:module';
 import type { DkimKey } from '../store/types.js';
+import { parseMessage } from '../mime/message-parts.js';
 
 const require = createRequire(import.meta.url);
 
@@ -103,4 +104,37 @@ export async function signMessage(message: Buffer, keys: DkimKey[], options: Sig
   }
   if (signer.signatureHeaders.length === 0) return message;
   return Buffer.concat([Buffer.from(signer.signatureHeaders.join('\r\n') + '\r\n', 'utf8'), message]);
+}
+
+/** The d= and s= of each DKIM-Signature field of the header section, with the field's byte range. */
+export function dkimSignatures(message: Buffer): Array<{ domain: string; selector: string; start: number; end: number }> {
+  const found: Array<{ domain: string; selector: string; start: number; end: number }> = [];
+  for (const field of parseMessage(message).root.headers) {
+    if (field.name.toLowerCase() !== 'dkim-signature') continue;
+    // RFC 6376 §3.2 tag=value list; folding whitespace was unfolded by the parser.
+    const tag = (name: string) => new RegExp(`(?:^|;)\\s*${name}\\s*=\\s*([^;\\s]+)`).exec(field.value)?.[1] ?? '';
+    found.push({ domain: tag('d').toLowerCase(), selector: tag('s').toLowerCase(), start: field.start, end: field.end });
+  }
+  return found;
+}
+
+/**
+ * Signs a message again after it was changed on the way (a 7-bit conversion for a server without
+ * 8BITMIME changes its body): the signatures made with `keys` are removed and made anew. Other
+ * signatures (the original sender's, on forwarded mail) are left as they are. Unchanged when none
+ * of the signatures is one of ours.
+ */
+export async function signAgain(message: Buffer, keys: DkimKey[], options: SignOptions = {}): Promise<Buffer> {
+  const ours = (s: { domain: string; selector: string }) => keys.some((k) => k.domain.toLowerCase() === s.domain && k.selector.toLowerCase() === s.selector);
+  const signatures = dkimSignatures(message).filter(ours);
+  if (signatures.length === 0) return message;
+  const pieces: Buffer[] = [];
+  let at = 0;
+  for (const s of signatures.sort((a, b) => a.start - b.start)) {
+    pieces.push(message.subarray(at, s.start));
+    at = s.end;
+  }
+  pieces.push(message.subarray(at));
+  const domains = new Set(signatures.map((s) => s.domain));
+  return signMessage(Buffer.concat(pieces), keys.filter((k) => domains.has(k.domain.toLowerCase())), options);
 }

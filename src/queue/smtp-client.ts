@@ -77,6 +77,11 @@ export interface SmtpClientOptions {
   /** Local IPv4 / IPv6 address to connect from (per family); unset: the system chooses. */
   sourceAddresses?: { ipv4?: string; ipv6?: string };
   log?: SmtpClientLog;
+  /**
+   * For a server without 8BITMIME (RFC 6152 §3): the message made 7-bit (mime/seven-bit.ts, signed
+   * again where it was signed here), or null when it can not be. Without it such mail fails 5.6.3.
+   */
+  downgrade?: (content: Buffer) => Promise<Buffer | null>;
 }
 
 /** The fields nodemailer puts on its errors (NodemailerError), as far as this module reads them. */
@@ -171,7 +176,7 @@ class ConnectFailure extends Error {
 const NOOP = (): void => undefined;
 
 export class SmtpClient {
-  private readonly options: Required<Omit<SmtpClientOptions, 'log'>> & { log: SmtpClientLog | null };
+  private readonly options: Required<Omit<SmtpClientOptions, 'log' | 'downgrade'>> & { log: SmtpClientLog | null; downgrade: SmtpClientOptions['downgrade'] | null };
   private readonly idle = new Map<string, PooledConnection[]>();
   private readonly perDestination = new Map<string, number>();
   private total = 0;
@@ -194,6 +199,7 @@ export class SmtpClient {
       idleCloseSeconds: options.idleCloseSeconds ?? 5,
       sourceAddresses: options.sourceAddresses ?? {},
       log: options.log ?? null,
+      downgrade: options.downgrade ?? null,
     };
   }
 
@@ -397,14 +403,6 @@ export class SmtpClient {
       this.options.log?.debug({ host: pc.host, address: pc.address, port: pc.port, secure: pc.secure, outcome, code }, 'smtp attempt');
 
     // Checks against the EHLO answer; nothing is sent when the message can not go.
-    const size = message.content.length;
-    if (caps.size !== null && caps.size > 0 && size > caps.size) {
-      log('permanent', 552);
-      return {
-        attempt: all('permanent', { code: 552, enhanced: '5.3.4', text: `message size ${size} exceeds the limit of ${caps.size} bytes announced by ${pc.host}`, remoteMta }),
-        reusable: true,
-      };
-    }
     const needsUtf8 = message.smtpUtf8 || !isAscii(message.from) || message.recipients.some((r) => !isAscii(r.address));
     if (needsUtf8 && !caps.smtpUtf8) {
       // RFC 6531 §3.2: without SMTPUTF8 at the server the message can not be sent as it is.
@@ -415,12 +413,24 @@ export class SmtpClient {
       };
     }
     if (message.eightBit && !caps.eightBitMime) {
-      // RFC 6152 §3 forbids sending 8-bit data to a server without 8BITMIME. A conversion to
-      // quoted-printable (RFC 6152 §3, RFC 1652) would let it through but is out of scope here;
-      // a permanent failure (RFC 3463 5.6.3, conversion required but not supported) is acceptable.
-      log('permanent', 554);
+      // RFC 6152 §3: no 8-bit data to a server without 8BITMIME; the message is converted to 7-bit
+      // (RFC 1652 §3) when it can be, else returned (RFC 3463 5.6.3: conversion required but not
+      // possible: raw UTF-8 in a header field, say).
+      const converted = this.options.downgrade ? await this.options.downgrade(message.content) : null;
+      if (!converted) {
+        log('permanent', 554);
+        return {
+          attempt: all('permanent', { code: 554, enhanced: '5.6.3', text: `the receiving server ${pc.host} does not accept 8-bit content (8BITMIME), and the message could not be converted to 7-bit`, remoteMta }),
+          reusable: true,
+        };
+      }
+      message = { ...message, content: converted, eightBit: false };
+    }
+    const size = message.content.length;
+    if (caps.size !== null && caps.size > 0 && size > caps.size) {
+      log('permanent', 552);
       return {
-        attempt: all('permanent', { code: 554, enhanced: '5.6.3', text: `the receiving server ${pc.host} does not accept 8-bit content (8BITMIME)`, remoteMta }),
+        attempt: all('permanent', { code: 552, enhanced: '5.3.4', text: `message size ${size} exceeds the limit of ${caps.size} bytes announced by ${pc.host}`, remoteMta }),
         reusable: true,
       };
     }

@@ -15,6 +15,7 @@ interface Received {
   bodyType: string | undefined;
   smtpUtf8: boolean | undefined;
   secure: boolean;
+  remoteAddress: string;
   body: Buffer;
 }
 
@@ -34,6 +35,8 @@ interface PeerOptions extends Partial<SMTPServerOptions> {
   dataReply?: () => { code: number; message: string } | null;
   dataDelayMs?: number;
   refuse?: { code: number; message: string };
+  /** Address to listen on (127.0.0.1 by default). */
+  listenOn?: string;
 }
 
 let cert: { key: string; cert: string };
@@ -55,7 +58,7 @@ function withCode(code: number, message: string): Error {
 }
 
 async function startPeer(options: PeerOptions = {}): Promise<Peer> {
-  const { tls, rcptReply, dataReply, dataDelayMs, refuse, ...serverOptions } = options;
+  const { tls, rcptReply, dataReply, dataDelayMs, refuse, listenOn, ...serverOptions } = options;
   const peer: Peer = { port: 0, received: [], mailCommands: 0, connections: 0, current: 0, maxCurrent: 0, close: async () => undefined };
   const server = new SMTPServer({
     logger: false,
@@ -88,6 +91,7 @@ async function startPeer(options: PeerOptions = {}): Promise<Peer> {
           bodyType: env.bodyType,
           smtpUtf8: env.smtpUtf8,
           secure: session.secure,
+          remoteAddress: session.remoteAddress,
           body: Buffer.concat(chunks),
         });
         const r = dataReply?.() ?? null;
@@ -103,7 +107,7 @@ async function startPeer(options: PeerOptions = {}): Promise<Peer> {
     socket.once('close', () => peer.current--);
   });
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(0, listenOn ?? '127.0.0.1', () => resolve()));
   peer.port = (server.server.address() as AddressInfo).port;
   let closed = false;
   peer.close = () =>
@@ -431,6 +435,19 @@ test('SIZE exceeded: permanent 5.3.4 without a transaction; SIZE= passed otherwi
   assert.equal(small[0]!.outcome, 'delivered');
   const args = peer.received[0]!.mailArgs;
   assert.ok(args && Number(args.SIZE) > 0);
+});
+
+test('IPv6: a host whose only address is IPv6 is reached over IPv6, from the configured IPv6 source address', async () => {
+  const peer = await startPeer({ listenOn: '::1' });
+  const c = client({ sourceAddresses: { ipv4: '127.0.0.1', ipv6: '::1' } });
+  const results = await c.send([dest(peer.port, 'mx6.test', ['::1'])], msg([rcpt('a@example.com')]));
+  assert.equal(results[0]!.outcome, 'delivered', JSON.stringify(results[0]!.reply));
+  assert.equal(peer.received.length, 1);
+  assert.equal(peer.received[0]!.remoteAddress, '::1');
+  // The IPv4 source address is not used for an IPv6 destination (it could not be).
+  const v4only = client({ sourceAddresses: { ipv4: '127.0.0.1' } });
+  const again = await v4only.send([dest(peer.port, 'mx6.test', ['::1'])], msg([rcpt('b@example.com')]));
+  assert.equal(again[0]!.outcome, 'delivered', JSON.stringify(again[0]!.reply));
 });
 
 test('8BITMIME: BODY=8BITMIME when supported, permanent 5.6.3 when not', async () => {
