@@ -207,6 +207,7 @@ export const configSchema = z.object({
       max_header_size: size().prefault('1M').describe('Largest header section of a message (and of each MIME part); more is refused at end of data with 552 5.3.4.'),
       max_mime_depth: z.number().int().positive().default(100).describe('Deepest MIME nesting accepted; deeper messages are refused with 554 5.6.0.'),
       max_mime_parts: z.number().int().positive().default(10000).describe('Most MIME parts in one message; more are refused with 554 5.6.0.'),
+      max_hops: z.number().int().positive().default(50).describe('Most Received: header fields a message may arrive with; more means a mail loop (RFC 5321 §6.3), such as two aliases forwarding to each other, and the message is refused with 554 5.4.6.'),
       check_sender_auth: z.boolean().default(true).describe('Check SPF, DKIM, DMARC and ARC of mail arriving at the MX and record the result in an Authentication-Results header (RFC 8601).'),
       dmarc_reject: z.boolean().default(true).describe('Refuse with 550 5.7.1 mail that fails DMARC when the sender\'s domain publishes p=reject (RFC 7489 §6.7); off: accept it and only record the result.'),
       reverse_dns: z.boolean().default(false).describe('Look up the client\'s host name (PTR) for the Received header; off by default so that a slow resolver never delays greetings.'),

@@ -17,7 +17,7 @@ import type { Store } from '../store/types.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { LocalDelivery } from '../delivery/local-delivery.js';
 import { resolveEnvelopeRecipient, type LocalTarget } from '../delivery/recipients.js';
-import { checkMimeStructure } from '../mime/structure.js';
+import { checkMimeStructure, splitHeaderSection } from '../mime/structure.js';
 import { ensureFinalCrlf, normalizeLineEndings } from '../mime/line-endings.js';
 import { installEnhancedCodeShim } from './enhanced-codes.js';
 import { reply, SmtpReply } from './replies.js';
@@ -442,6 +442,10 @@ export class InboundSmtpServer {
       maxHeaderBytes: config.smtp.max_header_size,
     });
     if (!structure.ok) throw structure.reason === 'header-size' ? reply.headerTooBig(structure.detail) : reply.mimeTooComplex(structure.detail);
+    // RFC 5321 §6.3: a message that has passed too many relays is in a loop (aliases forwarding
+    // to each other across servers); refused for good before anything is stored or queued.
+    const hops = splitHeaderSection(content).fields.filter((f) => f.name.toLowerCase() === 'received').length;
+    if (hops > config.smtp.max_hops) throw reply.tooManyHops(hops, config.smtp.max_hops);
     if (tx.recipients.length === 0) throw reply.internalError();
 
     const receivedAt = new Date();

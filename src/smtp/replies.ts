@@ -30,6 +30,8 @@ export const reply = {
   messageTooBig: (limit: number) => new SmtpReply(552, '5.3.4', `The message is larger than this server accepts (${limit} bytes)`),
   headerTooBig: (detail: string) => new SmtpReply(552, '5.3.4', `Message header too large: ${detail}`),
   mimeTooComplex: (detail: string) => new SmtpReply(554, '5.6.0', `Message structure refused: ${detail}`),
+  tooManyHops: (hops: number, limit: number) =>
+    new SmtpReply(554, '5.4.6', `Mail loop: the message has passed ${hops} servers (at most ${limit}); check the forwarding of its recipients`),
   badParameter: (what: string) => new SmtpReply(501, '5.5.4', what),
   tooManyConnections: () => new SmtpReply(421, '4.7.0', 'Too many connections, try again later'),
   dataTimeout: () => new SmtpReply(421, '4.4.2', 'Timed out waiting for the message data; nothing was stored'),
