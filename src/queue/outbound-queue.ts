@@ -19,6 +19,8 @@ import { buildDsn, type DsnAction, type DsnLocale, type DsnRecipient } from '../
 import type { DnsResolver } from '../dns/resolver.js';
 import { routeDomain, type Route } from './routing.js';
 import { SmtpClient, type RecipientResult } from './smtp-client.js';
+import { downgradeTo7bit } from '../mime/seven-bit.js';
+import { dkimSignatures, signAgain } from '../dkim/sign.js';
 
 export interface OutboundQueueOptions {
   config: () => Config;
@@ -124,11 +126,31 @@ export class OutboundQueue {
         maxMessagesPerConnection: config.queue.max_messages_per_connection,
         sourceAddresses: sourceAddressesOf(config.queue.source_address),
         log: options.log,
+        downgrade: (content) => this.sevenBit(content),
       });
   }
 
-  /** Starts the polling loop; reports owed from before a crash are written first. */
+  /**
+   * The message made 7-bit for a server without 8BITMIME (RFC 6152 §3), or null when it can not
+   * be. The conversion changes the body, so Yubin's own DKIM signatures on it are made again (the
+   * original sender's, on forwarded mail, can not be and will no longer verify).
+   */
+  private async sevenBit(content: Buffer): Promise<Buffer | null> {
+    const converted = downgradeTo7bit(content);
+    if (!converted) return null;
+    const domains = new Set(dkimSignatures(converted).map((s) => s.domain));
+    const keys = (await Promise.all([...domains].map((d) => this.options.store.listDkimKeys(d)))).flat();
+    return keys.length > 0 ? signAgain(converted, keys) : converted;
+  }
+
+  /**
+   * Starts the polling loop; reports owed from before a crash are written first, and recipients
+   * whose attempt a crash interrupted are due at once (this is the only node sending from the
+   * embedded store).
+   */
   async start(): Promise<void> {
+    const released = await this.options.store.releaseQueueLeases(new Date());
+    if (released > 0) this.options.log.info({ event: 'queue', released }, 'recipients whose attempt was interrupted are due again');
     await this.reportOwed();
     await this.options.store.removeFinishedQueueMessages();
     this.schedule(0);

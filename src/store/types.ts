@@ -490,6 +490,12 @@ export interface Store {
   getQueueMessage(id: number): Promise<QueueMessage | null>;
   /** Makes queued recipients due at `now` (one message, or all when id is null); returns how many. */
   retryQueue(id: number | null, now: Date): Promise<number>;
+  /**
+   * At the start of the only node sending from this store: recipients still leased by
+   * claimDueRecipients had an attempt in flight when the process ended (a crash); they are made
+   * due at `now` instead of waiting out the lease. Returns how many.
+   */
+  releaseQueueLeases(now: Date): Promise<number>;
   /** Removes a message from the queue without any DSN; false when there was none. */
   deleteQueueMessage(id: number): Promise<boolean>;
   /** Earliest next attempt of any queued recipient, or null when nothing waits. */

@@ -70,6 +70,29 @@ for (const writer of ['direct', 'batching'] as const) {
       }
     });
 
+    it('releases the leases of attempts a crash interrupted: those recipients are due at once, others keep their time', async () => {
+      const store = open();
+      try {
+        const { req, bytes } = request('Subject: q\r\n\r\nbody\r\n', ['bob@b.test', 'carol@c.test', 'dave@d.test']);
+        await store.enqueue(req, bytes);
+        const [claimed] = await store.claimDueRecipients(new Date(1_000_000), new Date(9_000_000), 10);
+        const [bob, carol, dave] = claimed!.recipients;
+        // bob's attempt finished (a retry scheduled later), carol's and dave's were in flight.
+        await store.updateQueueRecipients([{ recipientId: bob!.id, state: 'queued', attempted: true, attemptAt: new Date(1_000_500), nextAttemptAt: new Date(5_000_000) }]);
+        assert.equal(await store.releaseQueueLeases(new Date(1_001_000)), 2);
+        const due = await store.claimDueRecipients(new Date(1_001_000), new Date(9_000_000), 10);
+        assert.deepEqual(due[0]!.recipients.map((r) => r.id).sort(), [carol!.id, dave!.id].sort());
+        const byId = new Map((await store.listQueue())[0]!.recipients.map((r) => [r.id, r]));
+        assert.deepEqual(byId.get(bob!.id)!.nextAttemptAt, new Date(5_000_000), 'a scheduled retry is not a lease');
+        // Claimed again just now: leased again; a finished attempt clears the lease.
+        await store.updateQueueRecipients([{ recipientId: carol!.id, state: 'delivered', attempted: true, attemptAt: new Date(1_002_000) }]);
+        assert.equal(await store.releaseQueueLeases(new Date(1_003_000)), 1, 'dave only');
+        assert.equal(await store.releaseQueueLeases(new Date(1_003_000)), 0);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('records attempts and replies; finished messages go and release their blob', async () => {
       const store = open();
       try {

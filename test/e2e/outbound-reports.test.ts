@@ -9,6 +9,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startMailHost, PASSWORD, type MailHost } from '../helpers/mail-hosts.js';
@@ -135,11 +137,12 @@ describe('delivery reports of the outbound queue', () => {
   before(async () => {
     dns = await startDnsServer({
       // Nothing listens on 127.0.0.39: connections are refused.
-      mx: { 'dead.test': [{ exchange: 'mx.dead.test', priority: 10 }] },
-      a: { 'mx.dead.test': ['127.0.0.39'] },
+      mx: { 'dead.test': [{ exchange: 'mx.dead.test', priority: 10 }], 'stall.test': [{ exchange: 'mx.stall.test', priority: 10 }] },
+      // 127.0.0.38: a server that first accepts connections and never answers, then a real one.
+      a: { 'mx.dead.test': ['127.0.0.39'], 'mx.stall.test': ['127.0.0.38'] },
     });
     [a, b] = await Promise.all([
-      startMailHost({ domain: 'ra.test', ip: '127.0.0.30', dns, users: ['alice'], dkim: false, queue: 'retry_schedule = "1h"' }),
+      startMailHost({ domain: 'ra.test', ip: '127.0.0.30', dns, users: ['alice'], dkim: false, queue: 'retry_schedule = "1h"', extraConfig: '[smtp]\nmax_hops = 8' }),
       startMailHost({
         domain: 'rb.test',
         ip: '127.0.0.31',
@@ -147,7 +150,7 @@ describe('delivery reports of the outbound queue', () => {
         users: ['bob', 'dave'],
         dkim: false,
         queue: `retry_schedule = "1h"\nlifetime = "${LIFETIME_B}s"`,
-        extraConfig: '[smtp]\nmax_message_size = "1M"',
+        extraConfig: '[smtp]\nmax_message_size = "1M"\nmax_hops = 8',
       }),
     ]);
   });
@@ -212,6 +215,72 @@ describe('delivery reports of the outbound queue', () => {
     assert.ok(last >= (LIFETIME_B - 2) * 1000 && last <= (LIFETIME_B + 15) * 1000, `last attempt ${last} ms after the report was queued`);
     assert.deepEqual(events.filter((e) => e.event === 'dsn').map((e) => e.to), ['someone@dead.test'], 'one report, none about it');
     assert.equal(events.filter((e) => e.event === 'queued').length, 2, 'the forward and its report only');
+  });
+
+  it('ends a forwarding loop between two servers at smtp.max_hops with 554 5.4.6, explained to the sender', async () => {
+    // Two aliases forwarding to each other across the servers (RFC 5321 §6.3).
+    cliOk(a.dataDir, ['alias', 'add', 'loop@ra.test', 'loop@rb.test']);
+    cliOk(b.dataDir, ['alias', 'add', 'loop@rb.test', 'loop@ra.test']);
+    const before = (await mailbox(a, 'alice@ra.test')).length;
+    const [fromA, fromB] = [mark(a), mark(b)];
+    await send(a, [{ from: 'alice@ra.test', to: ['loop@ra.test'], data: raw('alice@ra.test', 'loop@ra.test', 'round and round') }], 'alice@ra.test');
+    const [bounce] = (await inbox(a, 'alice@ra.test', before + 1, 60_000)).slice(before);
+    const report = await parseReport(bounce!.bytes);
+    assert.match(report.status, /^Final-Recipient: rfc822; ?loop@r[ab]\.test/m);
+    assert.match(report.status, /^Action: failed/m);
+    assert.match(report.status, /^Status: 5\.4\.6/m);
+    assert.match(report.status, /^Diagnostic-Code: smtp; ?554 5\.4\.6 Mail loop/m);
+    await waitFor('empty queues', () => queueOf(a).length === 0 && queueOf(b).length === 0);
+    // Each arrival adds a Received field (submission the first); the arrival that finds 9, one
+    // more than max_hops, is refused: 8 forwards taken, the 9th refused.
+    const hops = [...logSince(a, fromA), ...logSince(b, fromB)].filter((e) => e.event === 'outbound' && (e.to === 'loop@ra.test' || e.to === 'loop@rb.test'));
+    assert.equal(hops.length, 9, `attempts: ${hops.map((e) => `${e.to} ${e.result}`).join(', ')}`);
+    assert.deepEqual(hops.filter((e) => e.result !== 'delivered').map((e) => [e.result, e.code]), [['permanent', 554]]);
+    assert.equal(report.returned.match(/^Received:/gm)?.length ?? 0, 9, 'the returned header carries the 9 Received fields it was refused with');
+  });
+
+  it('after a SIGKILL during an attempt, tries that recipient again at once instead of waiting out its lease', async () => {
+    // The attempt hangs: the peer takes the connection and says nothing.
+    const hung = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      hung.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(25, '127.0.0.38', resolve));
+    const received: string[] = [];
+    const sink = new SMTPServer({
+      logger: false,
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          received.push(Buffer.concat(chunks).toString('utf8'));
+          callback();
+        });
+      },
+    });
+    try {
+      await send(a, [{ from: 'alice@ra.test', to: ['carol@stall.test'], data: raw('alice@ra.test', 'carol@stall.test', 'interrupted') }], 'alice@ra.test');
+      await waitFor('an attempt in flight', () => hung.size > 0);
+      await a.server.kill();
+      assert.equal(queueOf(a).find((m) => m.recipients[0]!.address === 'carol@stall.test')?.recipients[0]!.state, 'queued', 'still queued after SIGKILL');
+      for (const socket of hung) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await new Promise<void>((resolve) => sink.listen(25, '127.0.0.38', resolve));
+      const restarted = Date.now();
+      await a.restart();
+      // The lease of that attempt lasts at least 120 s (outbound-queue.ts); released at the start.
+      await waitFor('the message at the peer', () => received.length > 0, 60_000);
+      assert.ok(Date.now() - restarted < 60_000, `delivered ${Date.now() - restarted} ms after the restart`);
+      assert.match(received[0]!, /^Subject: interrupted/m);
+      await waitFor('an empty queue on a', () => queueOf(a).length === 0);
+      assert.equal(received.length, 1, 'one copy');
+    } finally {
+      silent.close();
+      await new Promise<void>((resolve) => sink.close(() => resolve()));
+    }
   });
 
   it('honours NOTIFY on submission: NEVER, DELAY or SUCCESS alone get no bounce; the default does', async () => {

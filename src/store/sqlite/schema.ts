@@ -170,6 +170,11 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE messages ADD COLUMN crlf_size INTEGER;
   `,
+  // 9: which queued recipients are under a lease (claimDueRecipients): an attempt was in flight.
+  //    At a start after a crash they are made due at once instead of waiting out the lease.
+  `
+  ALTER TABLE queue_recipients ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

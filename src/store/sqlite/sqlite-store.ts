@@ -739,6 +739,10 @@ export class SqliteStore implements Store {
     return this.writer.run('retryQueue', { id, now: now.getTime() });
   }
 
+  async releaseQueueLeases(now: Date): Promise<number> {
+    return this.writer.run('releaseQueueLeases', { now: now.getTime() });
+  }
+
   async deleteQueueMessage(id: number): Promise<boolean> {
     return this.writer.run('deleteQueueMessage', { id });
   }

@@ -572,7 +572,7 @@ export const queueWrites = {
   /** Claims due recipients by moving their next attempt to the lease end; returns their ids. */
   claimDueRecipients(ctx: WriteContext, args: { now: number; leaseUntil: number; limit: number }): number[] {
     const rows = stmt(ctx.db, "SELECT id FROM queue_recipients WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?").all(args.now, args.limit) as Array<{ id: number }>;
-    const lease = stmt(ctx.db, 'UPDATE queue_recipients SET next_attempt_at = ? WHERE id = ?');
+    const lease = stmt(ctx.db, 'UPDATE queue_recipients SET next_attempt_at = ?, leased = 1 WHERE id = ?');
     for (const row of rows) lease.run(args.leaseUntil, row.id);
     return rows.map((row) => row.id);
   },
@@ -585,7 +585,7 @@ export const queueWrites = {
         | undefined;
       if (!row) continue; // deleted by an admin meanwhile
       updated.push(u.recipientId);
-      stmt(ctx.db, 'UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_reply = ?, delay_notified = ?, reported = ? WHERE id = ?').run(
+      stmt(ctx.db, 'UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_reply = ?, delay_notified = ?, reported = ?, leased = 0 WHERE id = ?').run(
         u.state,
         row.attempts + (u.attempted ? 1 : 0),
         u.nextAttemptAtMs ?? row.next_attempt_at,
@@ -614,6 +614,10 @@ export const queueWrites = {
         ? stmt(ctx.db, "UPDATE queue_recipients SET next_attempt_at = ? WHERE state = 'queued'").run(args.now)
         : stmt(ctx.db, "UPDATE queue_recipients SET next_attempt_at = ? WHERE state = 'queued' AND message_id = ?").run(args.now, args.id);
     return info.changes;
+  },
+
+  releaseQueueLeases(ctx: WriteContext, args: { now: number }): number {
+    return stmt(ctx.db, "UPDATE queue_recipients SET next_attempt_at = ?, leased = 0 WHERE leased = 1 AND state = 'queued'").run(args.now).changes;
   },
 
   deleteQueueMessage(ctx: WriteContext, args: { id: number }): boolean {
