@@ -150,7 +150,7 @@ describe('delivery reports of the outbound queue', () => {
         users: ['bob', 'dave'],
         dkim: false,
         queue: `retry_schedule = "1h"\nlifetime = "${LIFETIME_B}s"`,
-        extraConfig: '[smtp]\nmax_message_size = "1M"\nmax_hops = 8',
+        extraConfig: '[smtp]\nmax_message_size = "1M"\nmax_hops = 8\ndmarc_reject = false',
       }),
     ]);
   });
@@ -283,6 +283,41 @@ describe('delivery reports of the outbound queue', () => {
     }
   });
 
+  it('with smtp.dmarc_reject = false takes mail failing DMARC p=reject and records dmarc=fail; by default refuses it', async () => {
+    const saved = { a: dns.zone.txt!['_dmarc.ra.test'], b: dns.zone.txt!['_dmarc.rb.test'] };
+    dns.zone.txt!['_dmarc.ra.test'] = ['v=DMARC1; p=reject'];
+    dns.zone.txt!['_dmarc.rb.test'] = ['v=DMARC1; p=reject'];
+    const spoof = (host: MailHost, from: string, to: string, subject: string) =>
+      pythonAsync(
+        `
+import smtplib, sys
+try:
+    s = smtplib.SMTP(sys.argv[1], 25); s.sendmail(sys.argv[2], [sys.argv[3]], 'From: %s\\r\\nSubject: %s\\r\\n\\r\\nx\\r\\n' % (sys.argv[2], sys.argv[4])); print('accepted')
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code, e.smtp_error.decode()[:5])
+`,
+        [host.ip, from, to, subject],
+      );
+    try {
+      // Sent from 127.0.0.1, which neither domain's SPF (v=spf1 mx -all) allows, and unsigned.
+      const taken = await spoof(b, 'alice@ra.test', 'bob@rb.test', 'spoofed but taken');
+      assert.equal(taken.stdout.trim(), 'accepted', taken.stderr);
+      const refused = await spoof(a, 'bob@rb.test', 'alice@ra.test', 'spoofed and refused');
+      assert.equal(refused.stdout.trim(), '550 5.7.1', refused.stderr);
+      const stored = (await mailbox(b, 'bob@rb.test')).find((m) => m.text.includes('Subject: spoofed but taken'));
+      assert.ok(stored, 'stored for bob');
+      const results = /^Authentication-Results: mx\.rb\.test;(.*(?:\r\n[ \t].*)*)/m.exec(stored.text)?.[1]?.replace(/\r\n[ \t]+/g, ' ') ?? '';
+      assert.match(results, /dmarc=fail/, results);
+      assert.match(results, /spf=fail/, results);
+      assert.equal((await mailbox(a, 'alice@ra.test')).some((m) => m.text.includes('Subject: spoofed and refused')), false);
+    } finally {
+      for (const [name, value] of [['_dmarc.ra.test', saved.a], ['_dmarc.rb.test', saved.b]] as const) {
+        if (value) dns.zone.txt![name] = value;
+        else delete dns.zone.txt![name];
+      }
+    }
+  });
+
   it('honours NOTIFY on submission: NEVER, DELAY or SUCCESS alone get no bounce; the default does', async () => {
     const before = (await mailbox(a, 'alice@ra.test')).length;
     const from = mark(a);
@@ -350,7 +385,7 @@ describe('delivery reports of the outbound queue', () => {
     assert.match(report.status, /^Status: 5\.3\.4/m);
     assert.match(report.human, /larger than the recipient's server accepts \(its limit is about 1 MB\)/);
     assert.match(report.human, /Send large files as a link instead of as attachments/);
-    assert.equal((await mailbox(b, 'bob@rb.test')).length, 0);
+    assert.equal((await mailbox(b, 'bob@rb.test')).filter((m) => m.text.includes('Subject: the big drawings')).length, 0, 'nothing stored at rb.test');
     await waitFor('an empty queue on a', () => queueOf(a).length === 0);
   });
 

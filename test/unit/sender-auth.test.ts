@@ -2,6 +2,7 @@
 // Authentication-Results header, and the DMARC policy decision, against an in-memory DNS.
 
 import { describe, it } from 'node:test';
+import { authenticate } from 'mailauth';
 import assert from 'node:assert/strict';
 import { dkimTxtRecord, generateDkimKey } from '../../src/dkim/keys.js';
 import { signMessage } from '../../src/dkim/sign.js';
@@ -162,6 +163,30 @@ describe('checkSenderAuth', () => {
     const result = await checkSenderAuth(message('a@example.com'), { ip: '127.0.0.1', helo: 'h.example', mailFrom: 'a@example.com' }, { hostname: HOST, resolver: broken });
     assert.equal(result.summary.spf, 'temperror');
     assert.equal(result.dmarcReject, false);
+  });
+
+  it('mail sealed by a forwarder (ARC, RFC 8617, sealed with mailauth) gets arc=pass; a broken seal arc=fail', async () => {
+    const forwarderKey: DkimKey = { domain: 'forwarder.example', selector: 'arc', algorithm: 'rsa', ...generateDkimKey('rsa'), createdAt: new Date() };
+    const withForwarder = memoryResolver({ ...zone, 'arc._domainkey.forwarder.example': [dkimTxtRecord(forwarderKey)] });
+    const original = await signMessage(message('Alice <alice@example.com>', 'Forwarded'), keys);
+    // The forwarder checks what it received and seals it (ARC-Authentication-Results, -Message-Signature, -Seal).
+    const hop = await authenticate(original, {
+      ip: '127.0.0.1',
+      helo: 'mail.example.com',
+      sender: 'alice@example.com',
+      mta: 'mx.forwarder.example',
+      resolver: (name: string, rrtype: string) => withForwarder(name, rrtype) as Promise<string[][]>,
+      seal: { signingDomain: 'forwarder.example', selector: 'arc', privateKey: forwarderKey.privateKey },
+    });
+    const sealed = Buffer.concat([Buffer.from(hop.headers), original]);
+    assert.match(sealed.toString(), /^ARC-Seal: i=1;/m);
+    const result = await checkSenderAuth(sealed, { ip: '192.0.2.50', helo: 'mx.forwarder.example', mailFrom: 'alice@example.com' }, { hostname: HOST, resolver: withForwarder });
+    assert.equal(result.summary.arc, 'pass', result.header);
+    assert.match(result.header.replace(/\r\n[ \t]+/g, ' '), /arc=pass/);
+    // A seal over other bytes: the chain does not verify.
+    const broken = Buffer.from(sealed.toString().replace('Subject: Forwarded', 'Subject: Changed'));
+    const failed = await checkSenderAuth(broken, { ip: '192.0.2.50', helo: 'mx.forwarder.example', mailFrom: 'alice@example.com' }, { hostname: HOST, resolver: withForwarder });
+    assert.equal(failed.summary.arc, 'fail', failed.header);
   });
 });
 
