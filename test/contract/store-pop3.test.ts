@@ -9,20 +9,33 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import type { StoreChange } from '../../src/store/types.js';
+import type { Account, Mailbox, StoreChange } from '../../src/store/types.js';
 import { RetrievalRecorder } from '../../src/pop3/retrievals.js';
 import { pop3Message } from '../../src/pop3/wire.js';
 import pino from 'pino';
 
+/** A fresh store with one account and its INBOX, closed and removed afterwards. */
+async function withInbox(
+  writer: 'direct' | 'batching',
+  run: (t: { dir: string; store: SqliteStore; account: Account; inbox: Mailbox }) => Promise<void>,
+): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yubin-pop-'));
+  const store = SqliteStore.open({ directory: dir, fsync: false, writer });
+  try {
+    await store.addDomain('example.test');
+    const account = await store.addAccount('bob@example.test', 'x');
+    const inbox = (await store.getMailbox(account.id, 'INBOX'))!;
+    await run({ dir, store, account, inbox });
+  } finally {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 for (const writer of ['direct', 'batching'] as const) {
   describe(`Store markRetrieved (${writer} writer)`, () => {
-    it('sets pop_retrieved_at where it is NULL only; unknown ids and duplicates are harmless; no MODSEQ, no event', async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yubin-pop-'));
-      const store = SqliteStore.open({ directory: dir, fsync: false, writer });
-      try {
-        await store.addDomain('example.test');
-        const account = await store.addAccount('bob@example.test', 'x');
-        const inbox = (await store.getMailbox(account.id, 'INBOX'))!;
+    it('sets pop_retrieved_at where it is NULL only; unknown ids and duplicates are harmless; no MODSEQ, no event', () =>
+      withInbox(writer, async ({ dir, store, account, inbox }) => {
         for (let i = 0; i < 3; i++) {
           await store.appendMessage({ accountId: account.id, mailboxId: inbox.id, bytes: Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`), flags: [], internalDate: new Date() });
         }
@@ -57,19 +70,10 @@ for (const writer of ['direct', 'batching'] as const) {
         unsubscribe();
         assert.equal((await store.getMailboxById(inbox.id))!.highestModSeq, modSeqBefore);
         assert.deepEqual(events.filter((e) => e.kind !== 'external'), []);
-      } finally {
-        await store.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
 
-    it('records the CRLF size of every message: APPEND as given, deliveries with their prefix, copies', async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yubin-pop-'));
-      const store = SqliteStore.open({ directory: dir, fsync: false, writer });
-      try {
-        await store.addDomain('example.test');
-        const account = await store.addAccount('bob@example.test', 'x');
-        const inbox = (await store.getMailbox(account.id, 'INBOX'))!;
+    it('records the CRLF size of every message: APPEND as given, deliveries with their prefix, copies', () =>
+      withInbox(writer, async ({ dir, store, account, inbox }) => {
         const archive = await store.createMailbox(account.id, 'Kept');
         // Bare LF, bare CR, a clean one, one without its final line end, one ending in a bare CR, an empty one.
         const bodies = ['Subject: a\n\nline\nline\n', 'Subject: b\r\n\r\nx\ry\r\n', 'Subject: c\r\n\r\nclean\r\n', 'Subject: d\r\n\r\nno end', 'Subject: e\r\n\r\nends\r', ''];
@@ -91,19 +95,10 @@ for (const writer of ['direct', 'batching'] as const) {
 
         await store.copyMessages(inbox.id, listed.map((m) => m.uid), archive.id, false);
         assert.deepEqual((await store.listMessages(archive.id)).map((m) => m.crlfSize), expected);
-      } finally {
-        await store.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
 
-    it('RetrievalRecorder writes retrievals in batches: at the batch size, after the delay, and on flush', async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yubin-pop-'));
-      const store = SqliteStore.open({ directory: dir, fsync: false, writer });
-      try {
-        await store.addDomain('example.test');
-        const account = await store.addAccount('bob@example.test', 'x');
-        const inbox = (await store.getMailbox(account.id, 'INBOX'))!;
+    it('RetrievalRecorder writes retrievals in batches: at the batch size, after the delay, and on flush', () =>
+      withInbox(writer, async ({ dir, store, account, inbox }) => {
         for (let i = 0; i < 7; i++) {
           await store.appendMessage({ accountId: account.id, mailboxId: inbox.id, bytes: Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`), flags: [], internalDate: new Date() });
         }
@@ -132,10 +127,6 @@ for (const writer of ['direct', 'batching'] as const) {
         await recorder.flush();
         assert.deepEqual(await retrieved(), ids.slice(0, 6), 'a flush writes what is pending at once');
         await recorder.flush(); // nothing pending: settles
-      } finally {
-        await store.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
   });
 }

@@ -10,8 +10,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { SMTPServer } from 'smtp-server';
-import { simpleParser, type ParsedMail } from 'mailparser';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { parseReport } from '../helpers/dsn-report.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startMailHost, PASSWORD, type MailHost } from '../helpers/mail-hosts.js';
 import { readMailbox } from '../helpers/mailbox.js';
@@ -111,21 +111,6 @@ async function send(host: MailHost, messages: Outgoing[], user?: string): Promis
   assert.equal(result.status, 0, `smtplib: ${result.stderr}`);
 }
 
-/** The parts of an RFC 3464 report: the parsed message, the human text (blanks collapsed), the status fields, the returned part. */
-async function parseReport(bytes: Buffer): Promise<{ mail: ParsedMail; human: string; status: string; returnedHead: string; returned: string }> {
-  const mail = await simpleParser(bytes);
-  const text = bytes.toString('utf8');
-  const boundary = /boundary="([^"]+)"/.exec(text)?.[1];
-  assert.ok(boundary, 'a multipart report');
-  const parts = text.split(`--${boundary}`).slice(1, -1).map((part) => {
-    const split = part.indexOf('\r\n\r\n');
-    return { head: part.slice(0, split), body: part.slice(split + 4) };
-  });
-  assert.equal(parts.length, 3, 'three parts (RFC 3464 §2)');
-  const status = parts.find((p) => /Content-Type: message\/(global-)?delivery-status/i.test(p.head))?.body ?? '';
-  const returned = parts.find((p) => /Content-Type: (text\/rfc822-headers|message\/(rfc822|global|global-headers))/i.test(p.head));
-  return { mail, human: (mail.text ?? '').replace(/\s+/g, ' '), status, returnedHead: returned?.head ?? '', returned: returned?.body ?? '' };
-}
 
 const isReport = (m: { text: string }) => /^Content-Type: multipart\/report/im.test(m.text);
 
@@ -247,20 +232,7 @@ describe('delivery reports of the outbound queue', () => {
       socket.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => silent.listen(25, '127.0.0.38', resolve));
-    const received: string[] = [];
-    const sink = new SMTPServer({
-      logger: false,
-      authOptional: true,
-      disabledCommands: ['AUTH', 'STARTTLS'],
-      onData(stream, session, callback) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          received.push(Buffer.concat(chunks).toString('utf8'));
-          callback();
-        });
-      },
-    });
+    let sink: SmtpSink | null = null;
     try {
       await send(a, [{ from: 'alice@ra.test', to: ['carol@stall.test'], data: raw('alice@ra.test', 'carol@stall.test', 'interrupted') }], 'alice@ra.test');
       await waitFor('an attempt in flight', () => hung.size > 0);
@@ -268,18 +240,19 @@ describe('delivery reports of the outbound queue', () => {
       assert.equal(queueOf(a).find((m) => m.recipients[0]!.address === 'carol@stall.test')?.recipients[0]!.state, 'queued', 'still queued after SIGKILL');
       for (const socket of hung) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
-      await new Promise<void>((resolve) => sink.listen(25, '127.0.0.38', resolve));
+      sink = await startSmtpSink('127.0.0.38', 25);
+      const received = sink.received;
       const restarted = Date.now();
       await a.restart();
       // The lease of that attempt lasts at least 120 s (outbound-queue.ts); released at the start.
       await waitFor('the message at the peer', () => received.length > 0, 60_000);
       assert.ok(Date.now() - restarted < 60_000, `delivered ${Date.now() - restarted} ms after the restart`);
-      assert.match(received[0]!, /^Subject: interrupted/m);
+      assert.match(received[0]!.text, /^Subject: interrupted/m);
       await waitFor('an empty queue on a', () => queueOf(a).length === 0);
       assert.equal(received.length, 1, 'one copy');
     } finally {
       silent.close();
-      await new Promise<void>((resolve) => sink.close(() => resolve()));
+      await sink?.close();
     }
   });
 

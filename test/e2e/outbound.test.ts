@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { simpleParser, type ParsedMail } from 'mailparser';
+import { parseReport } from '../helpers/dsn-report.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startMailHost, PASSWORD, type MailHost } from '../helpers/mail-hosts.js';
 import { readMailbox } from '../helpers/mailbox.js';
@@ -47,22 +47,6 @@ function queueOf(host: MailHost): QueueJson[] {
   return JSON.parse(cliOk(host.dataDir, ['queue', 'list', '--json'])) as QueueJson[];
 }
 
-/** The parts of an RFC 3464 report: the parsed message, the human text, the status fields, the returned headers. */
-async function parseReport(bytes: Buffer): Promise<{ mail: ParsedMail; human: string; status: string; returned: string }> {
-  const mail = await simpleParser(bytes);
-  // mailparser keeps message/delivery-status as a text body; the parts are split here by boundary.
-  const text = bytes.toString('utf8');
-  const boundary = /boundary="([^"]+)"/.exec(text)?.[1];
-  assert.ok(boundary, 'a multipart report');
-  const parts = text.split(`--${boundary}`).slice(1, -1).map((part) => {
-    const split = part.indexOf('\r\n\r\n');
-    return { head: part.slice(0, split), body: part.slice(split + 4) };
-  });
-  const part = (type: RegExp) => parts.find((p) => type.test(p.head))?.body ?? '';
-  assert.equal(parts.length, 3, 'three parts (RFC 3464 §2)');
-  assert.match(parts[0]!.head, /text\/plain/);
-  return { mail, human: mail.text ?? '', status: part(/Content-Type: message\/(global-)?delivery-status/i), returned: part(/Content-Type: (text\/rfc822-headers|message\/rfc822)/i) };
-}
 
 describe('sending between Yubin hosts found through DNS', () => {
   let dns: TestDnsServer;

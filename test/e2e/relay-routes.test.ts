@@ -6,48 +6,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import nodemailer from 'nodemailer';
-import { SMTPServer } from 'smtp-server';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { cliOk, makeDataDir, startYubin, writeConfig, type RunningYubin } from '../helpers/yubin.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PASSWORD = 'correct horse battery staple';
 
-interface Sink {
-  port: number;
-  received: Array<{ from: string; to: string[]; text: string }>;
-  close(): Promise<void>;
-}
-
-async function startSink(): Promise<Sink> {
-  const received: Sink['received'] = [];
-  const server = new SMTPServer({
-    logger: false,
-    authOptional: true,
-    disabledCommands: ['AUTH', 'STARTTLS'],
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const env = session.envelope;
-        received.push({ from: env.mailFrom ? env.mailFrom.address : '', to: env.rcptTo.map((r) => r.address), text: Buffer.concat(chunks).toString('utf8') });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.server.address() as AddressInfo).port, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
 describe('outbound routes: smarthost and per-domain transports', () => {
   const dataDir = makeDataDir('yubin-routes-');
-  let relay: Sink;
-  let special: Sink;
+  let relay: SmtpSink;
+  let special: SmtpSink;
   let server: RunningYubin;
 
   before(async () => {
-    [relay, special] = await Promise.all([startSink(), startSink()]);
+    [relay, special] = await Promise.all([startSmtpSink(), startSmtpSink()]);
     writeConfig(
       dataDir,
       [

@@ -12,28 +12,14 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { cliOk, makeDataDir, python, startYubin, userRow, writeConfig, type RunningYubin } from '../helpers/yubin.js';
 import { waitFor } from '../helpers/wait.js';
 import { readMailbox, usageOf, type StoredMail } from '../helpers/mailbox.js';
-import { RawSmtp } from '../helpers/smtp-raw.js';
+import { RawSmtp, escapeRe, expectReply, type SmtpReply } from '../helpers/smtp-raw.js';
 
 const HOSTNAME = 'mx.yubin.test';
 
-type Reply = Awaited<ReturnType<RawSmtp['reply']>>;
+type Reply = SmtpReply;
 
 function token(): string {
   return crypto.randomBytes(6).toString('hex');
-}
-
-function escapeRe(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** Asserts the reply code and that every line of the reply carries the enhanced status code. */
-function expectReply(r: Reply, code: number, enhanced: string | null, what: string): void {
-  assert.equal(r.code, code, `${what}: expected ${code}, got ${JSON.stringify(r.text)}`);
-  if (enhanced !== null) {
-    for (const line of r.lines) {
-      assert.match(line, new RegExp(`^${code}[ -]${escapeRe(enhanced)}( |$)`), `${what}: expected ${code} ${enhanced}, got ${JSON.stringify(r.text)}`);
-    }
-  }
 }
 
 /** Opens a raw session, reads the greeting and (unless helo is null) says EHLO. */

@@ -13,30 +13,16 @@ import nodemailer from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { cliOk, makeDataDir, pythonAsync, startYubin, writeConfig, type RunningYubin } from '../helpers/yubin.js';
 import { readMailbox, usageOf, type StoredMail } from '../helpers/mailbox.js';
-import { RawSmtp } from '../helpers/smtp-raw.js';
+import { RawSmtp, expectReply, type SmtpReply } from '../helpers/smtp-raw.js';
 
 const HOSTNAME = 'mx.example.test';
 const PASSWORD = 'correct horse battery staple';
 const LISTENERS = ['--submission', '127.0.0.1:0', '--submissions', '127.0.0.1:0'];
 
-type Reply = Awaited<ReturnType<RawSmtp['reply']>>;
+type Reply = SmtpReply;
 
 function token(): string {
   return crypto.randomBytes(6).toString('hex');
-}
-
-function escapeRe(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** Asserts the reply code and that every line of the reply carries the enhanced status code. */
-function expectReply(r: Reply, code: number, enhanced: string | null, what: string): void {
-  assert.equal(r.code, code, `${what}: expected ${code}, got ${JSON.stringify(r.text)}`);
-  if (enhanced !== null) {
-    for (const line of r.lines) {
-      assert.match(line, new RegExp(`^${code}[ -]${escapeRe(enhanced)}( |$)`), `${what}: expected ${code} ${enhanced}, got ${JSON.stringify(r.text)}`);
-    }
-  }
 }
 
 /** A message from alice with a unique tag in its subject; no Message-ID or Date unless given. */

@@ -1,8 +1,25 @@
 // A raw SMTP conversation over a socket, for tests that need exact bytes on the wire
 // (pipelining, smuggling, STARTTLS injection), where a client library would "help".
 
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
+
+export type SmtpReply = { code: number; lines: string[]; text: string };
+
+export function escapeRe(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Asserts the reply code and that every line of the reply carries the enhanced status code. */
+export function expectReply(r: SmtpReply, code: number, enhanced: string | null, what: string): void {
+  assert.equal(r.code, code, `${what}: expected ${code}, got ${JSON.stringify(r.text)}`);
+  if (enhanced !== null) {
+    for (const line of r.lines) {
+      assert.match(line, new RegExp(`^${code}[ -]${escapeRe(enhanced)}( |$)`), `${what}: expected ${code} ${enhanced}, got ${JSON.stringify(r.text)}`);
+    }
+  }
+}
 
 export class RawSmtp {
   private buffer = '';
