@@ -38,6 +38,9 @@ m.logout()`,
     const trash = await readMailbox(dir, 'bob@example.test', 'Trash');
     assert.equal(trash.length, 1, 'the old message was removed by the schedule');
     assert.match(trash[0]!.text, /Subject: new/);
+    // The run is logged when the job has finished, which may be a moment after its removal shows.
+    const logged = Date.now() + 5000;
+    while (!/"event":"maintenance"/.test(server.stderr()) && Date.now() < logged) await new Promise((r) => setTimeout(r, 100));
     assert.match(server.stderr(), /"event":"maintenance"/);
   } finally {
     await server.stop();
