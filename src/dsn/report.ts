@@ -13,6 +13,7 @@
 //
 // A pure module: Buffer in, Buffer out. Every line ends in CRLF and is at most 998 octets.
 
+import { hasEightBit } from '../mime/seven-bit.js';
 import { randomBytes } from 'node:crypto';
 import libmime from 'libmime';
 import type { SmtpReplyRecord } from '../store/types.js';
@@ -214,11 +215,6 @@ function transferClass(bytes: Buffer): '7bit' | '8bit' | 'binary' {
   return eight ? '8bit' : '7bit';
 }
 
-/** Whether the header section carries raw UTF-8 (RFC 6532 internationalized headers). */
-function hasEightBit(bytes: Buffer): boolean {
-  for (const b of bytes) if (b >= 0x80) return true;
-  return false;
-}
 
 function base64Lines(data: Buffer): string {
   const b64 = data.toString('base64');

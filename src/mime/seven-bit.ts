@@ -11,9 +11,10 @@ import { parseMessage, type MimePart } from './message-parts.js';
 const MAX_QP_LINE = 76; // RFC 2045 §6.7 rule 5: encoded lines at most 76 characters
 const BASE64_LINE = 76;
 
-function hasEightBit(bytes: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return true;
-  return false;
+/** Whether any octet of bytes[start, end) is above 127 (RFC 6152: 8-bit data). */
+export function hasEightBit(bytes: Buffer, start = 0, end = bytes.length): boolean {
+  // A native regex scan over the latin1 view, not a JS loop over the bytes.
+  return end > start && /[\x80-\xff]/.test(bytes.toString('latin1', start, end));
 }
 
 /** RFC 2045 §6.7 quoted-printable: line ends kept as hard line breaks, soft breaks at 76. */

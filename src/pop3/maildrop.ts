@@ -116,7 +116,8 @@ export class Maildrop {
   async read(entry: MaildropEntry): Promise<{ message: Buffer; announced: number | null } | null> {
     let stored: Buffer;
     try {
-      const found = this.readAheadOf(entry) ?? (await this.readAhead(entry));
+      // Read ahead and still valid (nothing was removed from the mailbox since: see the constructor).
+      const found = this.ahead.get(entry.id) ?? (await this.readAhead(entry));
       this.ahead.delete(entry.id);
       // Row ids may be reused once a message is gone; (mailbox, uid) never is: the row read
       // must still be this message's.
@@ -133,11 +134,6 @@ export class Maildrop {
     entry.size = message.length;
     if (entry.appended && announced === null) rememberSize(entry.blobId, message.length);
     return { message, announced };
-  }
-
-  /** A message read ahead (nothing was removed from the mailbox since: see the constructor). */
-  private readAheadOf(entry: MaildropEntry): { uid: number; bytes: Buffer } | undefined {
-    return this.ahead.get(entry.id);
   }
 
   /** The session is over: no more change events, no read-ahead kept. */

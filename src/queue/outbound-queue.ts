@@ -19,7 +19,7 @@ import { buildDsn, type DsnAction, type DsnLocale, type DsnRecipient } from '../
 import type { DnsResolver } from '../dns/resolver.js';
 import { routeDomain, type Route } from './routing.js';
 import { SmtpClient, type RecipientResult } from './smtp-client.js';
-import { downgradeTo7bit } from '../mime/seven-bit.js';
+import { downgradeTo7bit, hasEightBit } from '../mime/seven-bit.js';
 import { dkimSignatures, signAgain } from '../dkim/sign.js';
 
 export interface OutboundQueueOptions {
@@ -64,10 +64,6 @@ function wants(notify: QueueRecipient['notify'], what: 'SUCCESS' | 'FAILURE' | '
   return (notify as string[]).includes(what);
 }
 
-/** RFC 6152: the body needs 8BITMIME when any byte is above 127 (a native regex scan, not a JS loop). */
-function hasEightBit(content: Buffer): boolean {
-  return /[\x80-\xff]/.test(content.toString('latin1'));
-}
 
 /**
  * When a recipient that has just failed temporarily is tried again (RFC 5321 §4.5.4.1):
